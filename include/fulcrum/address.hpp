@@ -1,0 +1,39 @@
+#pragma once
+// A TCP endpoint: "host:port" or "[v6]:port". Hostnames are resolved once, when the
+// configuration is loaded, so the data path never waits on DNS.
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace fulcrum {
+
+class AddressError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+struct Address {
+    sockaddr_storage storage{};
+    std::string text;  // as written in the configuration
+
+    const sockaddr* sockaddr_ptr() const { return reinterpret_cast<const sockaddr*>(&storage); }
+    socklen_t length() const;
+    int family() const { return storage.ss_family; }
+    std::uint16_t port() const;
+    // Numeric form, "127.0.0.1:8080" or "[::1]:8080".
+    std::string numeric() const;
+};
+
+// Throws AddressError with a message that says what is wrong ("missing port",
+// "port out of range", "cannot resolve host 'x': ...").
+Address parse_address(std::string_view text);
+
+// Numeric "ip:port" / "[ip]:port" for any AF_INET/AF_INET6 sockaddr; "unknown" otherwise.
+std::string format_sockaddr(const sockaddr* sa);
+
+}  // namespace fulcrum

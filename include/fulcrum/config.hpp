@@ -1,0 +1,98 @@
+#pragma once
+// The configuration model. A TOML file is parsed into these plain records and
+// validated in full before anything runs; the result is immutable and shared.
+// Every error names file:line:column and the key path, e.g.
+//   fulcrum.toml:12:3: service[0].backend[1].weight: must be at least 1
+
+#include <cstddef>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fulcrum/address.hpp"
+#include "fulcrum/duration.hpp"
+
+namespace fulcrum {
+
+enum class OnFailure { close, reset, http_502 };
+enum class StrategyKind { round_robin };
+
+std::string_view to_string(OnFailure v);
+std::string_view to_string(StrategyKind v);
+
+struct LogConfig {
+    std::string level = "info";  // trace, debug, info, warn, error, critical, off
+    bool access_log = true;
+};
+
+struct AdminConfig {
+    std::optional<Address> listen;  // off unless set
+};
+
+struct RuntimeConfig {
+    unsigned workers = 0;  // 0 = "auto": one per CPU
+    std::size_t max_connections = 10000;
+    Duration shutdown_timeout = std::chrono::seconds(30);
+};
+
+struct HealthConfig {
+    bool enabled = true;
+    std::string path = "/health";
+    Duration interval = std::chrono::seconds(2);
+    Duration timeout = std::chrono::seconds(1);
+    int rise = 2;
+    int fall = 3;
+};
+
+struct BackendConfig {
+    std::string name;  // defaults to the address text
+    Address address;
+    int weight = 1;
+};
+
+struct ServiceConfig {
+    std::string name;
+    Address listen;
+    StrategyKind strategy = StrategyKind::round_robin;
+    Duration connect_timeout = std::chrono::seconds(2);
+    Duration idle_timeout = std::chrono::minutes(5);
+    int retries = 2;
+    OnFailure on_failure = OnFailure::close;
+    HealthConfig health;
+    std::vector<BackendConfig> backends;
+};
+
+struct Config {
+    std::string source;  // file name, or "<default>"
+    LogConfig log;
+    AdminConfig admin;
+    RuntimeConfig runtime;
+    std::vector<ServiceConfig> services;
+};
+
+// All validation errors of one file, each a complete "file:line:col: key: message" line.
+class ConfigError : public std::runtime_error {
+public:
+    explicit ConfigError(std::vector<std::string> errors);
+    const std::vector<std::string>& errors() const { return errors_; }
+
+private:
+    std::vector<std::string> errors_;
+};
+
+// Throws ConfigError (TOML syntax errors included) or, for an unreadable file, ConfigError
+// with one line naming the file and the OS error.
+Config load_config_file(const std::string& path);
+Config load_config_text(std::string_view text, const std::string& source_name);
+
+// The embedded default: listen 0.0.0.0:8080, backends 127.0.0.1:3001 and :3002,
+// round-robin, GET /health every 2s, on_failure = "http-502".
+Config default_config();
+std::string_view default_config_text();
+
+// The effective configuration, every default filled in, as TOML that loads back.
+std::string to_toml(const Config& config);
+
+}  // namespace fulcrum
