@@ -27,6 +27,9 @@ struct Address {
     std::uint16_t port() const;
     // Numeric form, "127.0.0.1:8080" or "[::1]:8080".
     std::string numeric() const;
+
+    // Same text and same resolved endpoint.
+    bool operator==(const Address& other) const;
 };
 
 // Throws AddressError with a message that says what is wrong ("missing port",

@@ -25,16 +25,22 @@ std::string_view to_string(StrategyKind v);
 struct LogConfig {
     std::string level = "info";  // trace, debug, info, warn, error, critical, off
     bool access_log = true;
+
+    bool operator==(const LogConfig&) const = default;
 };
 
 struct AdminConfig {
     std::optional<Address> listen;  // off unless set
+
+    bool operator==(const AdminConfig&) const = default;
 };
 
 struct RuntimeConfig {
     unsigned workers = 0;  // 0 = "auto": one per CPU
     std::size_t max_connections = 10000;
     Duration shutdown_timeout = std::chrono::seconds(30);
+
+    bool operator==(const RuntimeConfig&) const = default;
 };
 
 struct HealthConfig {
@@ -44,12 +50,16 @@ struct HealthConfig {
     Duration timeout = std::chrono::seconds(1);
     int rise = 2;
     int fall = 3;
+
+    bool operator==(const HealthConfig&) const = default;
 };
 
 struct BackendConfig {
     std::string name;  // defaults to the address text
     Address address;
     int weight = 1;
+
+    bool operator==(const BackendConfig&) const = default;
 };
 
 struct ServiceConfig {
@@ -62,6 +72,8 @@ struct ServiceConfig {
     OnFailure on_failure = OnFailure::close;
     HealthConfig health;
     std::vector<BackendConfig> backends;
+
+    bool operator==(const ServiceConfig&) const = default;
 };
 
 struct Config {
@@ -70,6 +82,8 @@ struct Config {
     AdminConfig admin;
     RuntimeConfig runtime;
     std::vector<ServiceConfig> services;
+
+    bool operator==(const Config&) const = default;
 };
 
 // All validation errors of one file, each a complete "file:line:col: key: message" line.

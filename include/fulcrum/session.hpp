@@ -1,0 +1,121 @@
+#pragma once
+// One proxied connection: a client socket, the backend socket fulcrum opened for it, and
+// the bytes flowing between them. A Session owns its libuv handles and frees itself once,
+// after the last of them has closed; nothing else deletes it.
+
+#include <uv.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fulcrum/backend.hpp"
+
+namespace fulcrum {
+
+class Listener;
+
+// How a session ended, as the access log names it.
+enum class SessionEnd {
+    client_fin,      // the client finished first, then the backend; both directions complete
+    backend_fin,     // the backend finished first, then the client
+    client_reset,    // the client reset or failed; passed on to the backend as a reset
+    backend_reset,   // the backend reset or failed (died mid-stream); passed on as a reset
+    idle_timeout,    // no byte either way for idle_timeout
+    connect_failed,  // no backend could be reached; on_failure applied
+    refused,         // max_connections reached at accept
+    shutdown,        // still open when shutdown_timeout ran out
+};
+std::string_view to_string(SessionEnd end);
+
+class Session {
+public:
+    // Registers with the listener's worker; start() takes over the accepted socket.
+    explicit Session(Listener& listener);
+    Session(const Session&) = delete;
+    Session& operator=(const Session&) = delete;
+
+    void start(int client_fd);
+    // Ends the session now (shutdown timeout); no-op if it is already closing.
+    void abort(SessionEnd why);
+
+    // Intrusive list of the worker's live sessions.
+    Session* prev = nullptr;
+    Session* next = nullptr;
+
+private:
+    // A session walks these states in order; `closing` can be entered from any of them.
+    enum class State {
+        connecting,   // a connect to the picked backend is in flight; the client is not read
+        retrying,     // a failed attempt's backend handle is closing; the next one starts after
+        established,  // bytes flow both ways
+        failing,      // no backend: on_failure's answer is written, the client drained to EOF
+        closing,      // every handle is closing; the last close callback frees the session
+    };
+
+    // Bytes flowing from `source` to `sink`. At most one write is in flight per direction;
+    // while it is, `source` is not read, which is the backpressure.
+    struct Direction {
+        Direction(uv_tcp_t* from, uv_tcp_t* to) : source(from), sink(to) {}
+        uv_tcp_t* source;
+        uv_tcp_t* sink;
+        uv_write_t write_req{};
+        uv_shutdown_t shutdown_req{};
+        std::unique_ptr<char[]> pending;  // the unwritten rest of one read, while in flight
+        bool writing = false;
+        bool eof = false;       // source sent FIN
+        bool finished = false;  // FIN passed on to sink
+        std::uint64_t bytes = 0;
+    };
+
+    static Session* of(const void* handle_or_req);
+    static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
+    static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+    static void on_write(uv_write_t* req, int status);
+    static void on_shutdown(uv_shutdown_t* req, int status);
+    static void on_connect(uv_connect_t* req, int status);
+    static void on_timer(uv_timer_t* timer);
+    static void on_closed(uv_handle_t* handle);
+
+    void connect_next();
+    void attempt_failed(std::string error);
+    void established();
+    void apply_on_failure();
+    void read(Direction& d, ssize_t nread, const uv_buf_t* buf);
+    void write_done(Direction& d, int status);
+    void shutdown_done(Direction& d, int status);
+    void finish_direction(Direction& d);
+    // The one close path: closes every open handle (`reset` with an RST) and frees the
+    // session when the last close callback has run.
+    void close(SessionEnd why, uv_tcp_t* reset = nullptr);
+    void close_handle(uv_handle_t* handle);
+    void destroy();
+    // The end to report when `side` failed; the reset then goes to the other side.
+    SessionEnd failure_of(const uv_tcp_t* side) const;
+    uv_tcp_t* other(const uv_tcp_t* side) { return side == &client_ ? &backend_ : &client_; }
+    std::string client_text() const;
+
+    Listener& listener_;
+    std::shared_ptr<const Pool> pool_;  // keeps the picked backends alive past a reload
+    State state_ = State::connecting;
+    uv_tcp_t client_{};
+    uv_tcp_t backend_{};
+    uv_timer_t timer_{};  // connect timeout, then idle timeout, then drain bound
+    uv_connect_t connect_req_{};
+    Direction upstream_;    // client -> backend
+    Direction downstream_;  // backend -> client
+    int open_handles_ = 0;
+    bool backend_open_ = false;
+    Backend* backend_choice_ = nullptr;  // counted in its `active` while set
+    std::vector<Backend*> tried_;
+    std::string attempt_errors_;  // "name (ECONNREFUSED), name (timeout)"
+    SessionEnd end_ = SessionEnd::client_fin;
+    bool first_fin_seen_ = false;
+    std::uint64_t started_ms_ = 0;
+    std::uint64_t last_activity_ms_ = 0;
+    sockaddr_storage client_addr_{};
+};
+
+}  // namespace fulcrum

@@ -1,0 +1,81 @@
+#pragma once
+// One thread with its own libuv loop, its own listener per service and its own sessions.
+// Other threads talk to it only through uv_async_send.
+
+#include <uv.h>
+
+#include <atomic>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "fulcrum/backend.hpp"
+#include "fulcrum/config.hpp"
+#include "fulcrum/listener.hpp"
+
+namespace fulcrum {
+
+class Session;
+
+class Worker {
+public:
+    // Size of the per-worker read buffer every session reads into; a session copies out
+    // only what its peer could not take at once.
+    static constexpr std::size_t scratch_size = 64 * 1024;
+
+    // Creates the loop; listeners are added with listen() before start().
+    Worker(unsigned id, std::shared_ptr<const Config> config,
+           std::atomic<std::size_t>& open_sessions, std::function<void()> on_stopped);
+    ~Worker();
+    Worker(const Worker&) = delete;
+    Worker& operator=(const Worker&) = delete;
+
+    // Binds the service's listener on this worker; returns the bound address.
+    const Address& listen(std::shared_ptr<const ServiceConfig> service,
+                          std::shared_ptr<const Pool> pool, const Address& bind_address);
+    void start();
+    // Thread-safe: stop accepting, let sessions finish, force-close them after
+    // runtime.shutdown_timeout, then end the loop (on_stopped runs on this thread).
+    void request_stop();
+    void join();
+
+    uv_loop_t* loop() { return &loop_; }
+    const Config& config() const { return *config_; }
+    unsigned id() const { return id_; }
+    uv_buf_t scratch() { return uv_buf_init(scratch_.get(), scratch_size); }
+    // Blocks of scratch_size that hold what a full peer could not take yet. Reused, so a
+    // stalled stream does not cost an allocation per stall; freed past a small reserve.
+    std::unique_ptr<char[]> take_block();
+    void give_block(std::unique_ptr<char[]> block);
+
+    // Counts a new session against runtime.max_connections; false when over the limit.
+    bool admit();
+    void add(Session* session);
+    void remove(Session* session);
+
+private:
+    static void on_async(uv_async_t* async);
+    static void on_shutdown_timeout(uv_timer_t* timer);
+    void begin_stop();
+    void end_loop_if_idle();
+
+    unsigned id_;
+    std::shared_ptr<const Config> config_;
+    std::atomic<std::size_t>& open_sessions_;
+    std::function<void()> on_stopped_;
+    uv_loop_t loop_{};
+    uv_async_t async_{};
+    uv_timer_t shutdown_timer_{};
+    std::atomic<bool> stop_requested_{false};
+    bool stopping_ = false;
+    std::vector<std::unique_ptr<Listener>> listeners_;
+    std::unique_ptr<char[]> scratch_;
+    std::vector<std::unique_ptr<char[]>> spare_blocks_;
+    Session* sessions_ = nullptr;  // head of the intrusive list of live sessions
+    std::size_t session_count_ = 0;
+    std::thread thread_;
+};
+
+}  // namespace fulcrum

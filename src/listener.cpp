@@ -1,0 +1,136 @@
+#include "fulcrum/listener.hpp"
+
+#include <netinet/in.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include "fulcrum/session.hpp"
+#include "fulcrum/worker.hpp"
+
+namespace fulcrum {
+
+namespace {
+
+constexpr int listen_backlog = 4096;
+constexpr int accept_batch = 64;
+// How long accepting pauses when descriptors run out, unless a session frees one first.
+constexpr std::uint64_t accept_pause_ms = 100;
+
+// A listening socket with SO_REUSEPORT, made by hand: libuv 1.44 has no flag for it.
+int open_listening_socket(const Address& address, const std::string& service) {
+    auto fail = [&](int fd, const char* step) {
+        int err = errno;
+        if (fd >= 0) ::close(fd);
+        throw std::runtime_error("service " + service + ": cannot listen on " + address.text +
+                                 ": " + step + ": " + std::strerror(err));
+    };
+    int fd = ::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) fail(fd, "socket");
+    int one = 1;
+    if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) fail(fd, "SO_REUSEADDR");
+    if (::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) fail(fd, "SO_REUSEPORT");
+    // "[::]:80" means IPv6 only, so that "0.0.0.0:80" can be a separate service.
+    if (address.family() == AF_INET6 &&
+        ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0) {
+        fail(fd, "IPV6_V6ONLY");
+    }
+    if (::bind(fd, address.sockaddr_ptr(), address.length()) < 0) fail(fd, "bind");
+    if (::listen(fd, listen_backlog) < 0) fail(fd, "listen");
+    return fd;
+}
+
+}  // namespace
+
+Listener::Listener(Worker& worker, std::shared_ptr<const ServiceConfig> service,
+                   std::shared_ptr<const Pool> pool, const Address& bind_address)
+    : worker_(worker),
+      service_(std::move(service)),
+      pool_(std::move(pool)),
+      strategy_(make_strategy(service_->strategy, pool_)),
+      bound_(bind_address) {
+    fd_ = open_listening_socket(bind_address, service_->name);
+    socklen_t len = sizeof bound_.storage;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&bound_.storage), &len);
+}
+
+Listener::~Listener() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+void Listener::start() {
+    int rc = uv_poll_init_socket(worker_.loop(), &poll_, fd_);
+    if (rc == 0) {
+        uv_timer_init(worker_.loop(), &resume_timer_);
+        poll_.data = resume_timer_.data = this;
+        handles_open_ = true;
+        rc = uv_poll_start(&poll_, UV_READABLE, on_readable);
+    }
+    if (rc < 0) {
+        close();
+        throw std::runtime_error("service " + service_->name + ": cannot listen on " +
+                                 bound_.text + ": " + uv_strerror(rc));
+    }
+}
+
+void Listener::close() {
+    if (!handles_open_) return;
+    handles_open_ = false;
+    // uv_close stops the poll at once, so the socket can be closed right after.
+    uv_close(reinterpret_cast<uv_handle_t*>(&poll_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&resume_timer_), nullptr);
+    ::close(fd_);
+    fd_ = -1;
+}
+
+void Listener::on_readable(uv_poll_t* poll, int status, int) {
+    auto* self = static_cast<Listener*>(poll->data);
+    if (status < 0) {
+        spdlog::error("service {}: listening socket: {}", self->service_->name,
+                      uv_strerror(status));
+        return;
+    }
+    self->accept_pending();
+}
+
+void Listener::accept_pending() {
+    // Bounded, so one busy listener cannot starve the sessions on this loop.
+    for (int i = 0; i < accept_batch && handles_open_ && !paused_; ++i) {
+        int fd = ::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                pause_accepting(-errno);
+            } else if (errno != EAGAIN) {
+                spdlog::warn("service {}: accept: {}", service_->name, std::strerror(errno));
+            }
+            return;
+        }
+        (new Session(*this))->start(fd);
+    }
+}
+
+void Listener::pause_accepting(int error) {
+    if (paused_ || !handles_open_) return;
+    paused_ = true;
+    spdlog::warn("service {}: out of descriptors ({}): accepting paused until some free up",
+                 service_->name, uv_err_name(error));
+    uv_poll_stop(&poll_);
+    uv_timer_start(&resume_timer_, on_resume, accept_pause_ms, 0);
+}
+
+void Listener::on_resume(uv_timer_t* timer) { static_cast<Listener*>(timer->data)->resume_accepting(); }
+
+void Listener::resume_accepting() {
+    if (!paused_ || !handles_open_) return;
+    paused_ = false;
+    uv_timer_stop(&resume_timer_);
+    uv_poll_start(&poll_, UV_READABLE, on_readable);
+    spdlog::info("service {}: accepting again", service_->name);
+}
+
+}  // namespace fulcrum

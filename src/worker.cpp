@@ -1,0 +1,138 @@
+#include "fulcrum/worker.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "fulcrum/session.hpp"
+
+namespace fulcrum {
+
+namespace {
+
+// Spare write blocks kept per worker: enough for bursts of stalls without holding much.
+constexpr std::size_t max_spare_blocks = 16;
+
+void check(int rc, const char* what) {
+    if (rc < 0) throw std::runtime_error(std::string(what) + ": " + uv_strerror(rc));
+}
+
+}  // namespace
+
+Worker::Worker(unsigned id, std::shared_ptr<const Config> config,
+               std::atomic<std::size_t>& open_sessions, std::function<void()> on_stopped)
+    : id_(id),
+      config_(std::move(config)),
+      open_sessions_(open_sessions),
+      on_stopped_(std::move(on_stopped)),
+      scratch_(std::make_unique_for_overwrite<char[]>(scratch_size)) {
+    check(uv_loop_init(&loop_), "uv_loop_init");
+    check(uv_async_init(&loop_, &async_, on_async), "uv_async_init");
+    async_.data = this;
+    check(uv_timer_init(&loop_, &shutdown_timer_), "uv_timer_init");
+    shutdown_timer_.data = this;
+}
+
+Worker::~Worker() {
+    if (thread_.joinable()) {
+        thread_.join();
+    } else {
+        // Never started (another listener failed to bind): close what is open here.
+        for (auto& listener : listeners_) listener->close();
+        uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
+        uv_close(reinterpret_cast<uv_handle_t*>(&shutdown_timer_), nullptr);
+        uv_run(&loop_, UV_RUN_DEFAULT);
+    }
+    if (int rc = uv_loop_close(&loop_); rc < 0) {
+        spdlog::error("worker {}: loop still has handles at exit: {}", id_, uv_strerror(rc));
+    }
+}
+
+const Address& Worker::listen(std::shared_ptr<const ServiceConfig> service,
+                              std::shared_ptr<const Pool> pool, const Address& bind_address) {
+    listeners_.push_back(
+        std::make_unique<Listener>(*this, std::move(service), std::move(pool), bind_address));
+    listeners_.back()->start();
+    return listeners_.back()->bound_address();
+}
+
+void Worker::start() {
+    thread_ = std::thread([this] {
+        uv_run(&loop_, UV_RUN_DEFAULT);
+        on_stopped_();
+    });
+}
+
+void Worker::request_stop() {
+    if (!stop_requested_.exchange(true)) uv_async_send(&async_);
+}
+
+void Worker::join() {
+    if (thread_.joinable()) thread_.join();
+}
+
+void Worker::on_async(uv_async_t* async) { static_cast<Worker*>(async->data)->begin_stop(); }
+
+void Worker::begin_stop() {
+    stopping_ = true;
+    for (auto& listener : listeners_) listener->close();
+    if (session_count_ > 0) {
+        spdlog::info("worker {}: waiting for {} sessions to finish", id_, session_count_);
+        uv_timer_start(&shutdown_timer_, on_shutdown_timeout,
+                       static_cast<std::uint64_t>(config_->runtime.shutdown_timeout.count()), 0);
+    }
+    end_loop_if_idle();
+}
+
+void Worker::on_shutdown_timeout(uv_timer_t* timer) {
+    auto* self = static_cast<Worker*>(timer->data);
+    spdlog::warn("worker {}: shutdown timeout: closing {} sessions", self->id_,
+                 self->session_count_);
+    // Closing is asynchronous: sessions leave the list in later close callbacks.
+    for (Session* s = self->sessions_; s != nullptr; s = s->next) s->abort(SessionEnd::shutdown);
+}
+
+void Worker::end_loop_if_idle() {
+    if (!stopping_ || session_count_ > 0 ||
+        uv_is_closing(reinterpret_cast<uv_handle_t*>(&async_))) {
+        return;
+    }
+    // With these closed the loop has no handle left and uv_run returns.
+    uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&shutdown_timer_), nullptr);
+}
+
+std::unique_ptr<char[]> Worker::take_block() {
+    if (spare_blocks_.empty()) return std::make_unique_for_overwrite<char[]>(scratch_size);
+    auto block = std::move(spare_blocks_.back());
+    spare_blocks_.pop_back();
+    return block;
+}
+
+void Worker::give_block(std::unique_ptr<char[]> block) {
+    if (spare_blocks_.size() < max_spare_blocks) spare_blocks_.push_back(std::move(block));
+}
+
+bool Worker::admit() {
+    return open_sessions_.load(std::memory_order_relaxed) <= config_->runtime.max_connections;
+}
+
+void Worker::add(Session* session) {
+    session->next = sessions_;
+    if (sessions_ != nullptr) sessions_->prev = session;
+    sessions_ = session;
+    ++session_count_;
+    open_sessions_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Worker::remove(Session* session) {
+    if (session->prev != nullptr) session->prev->next = session->next;
+    if (session->next != nullptr) session->next->prev = session->prev;
+    if (sessions_ == session) sessions_ = session->next;
+    --session_count_;
+    open_sessions_.fetch_sub(1, std::memory_order_relaxed);
+    end_loop_if_idle();
+}
+
+}  // namespace fulcrum

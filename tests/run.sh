@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what is missing, then builds and tests fulcrum twice: a normal build in
+# build/ and an AddressSanitizer + UndefinedBehaviorSanitizer build in build-asan/.
+# Exits non-zero on the first failure.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+./tests/install-deps.sh --bench
+
+# Sets up build directory $1 with the meson options that follow; an existing directory
+# is reconfigured, and wiped and set up afresh if that fails (e.g. after a meson upgrade).
+setup() {
+    local dir=$1
+    shift
+    if [[ -d $dir ]] && meson setup --reconfigure --wrap-mode=nodownload "$@" "$dir"; then
+        return
+    fi
+    rm -rf "$dir"
+    meson setup --wrap-mode=nodownload "$@" "$dir"
+}
+
+# Builds and tests directory $1.
+build_and_test() {
+    local dir=$1
+    echo "=== $dir: build"
+    meson compile -C "$dir"
+    echo "=== $dir: test"
+    meson test -C "$dir" --print-errorlogs
+}
+
+# The integration tests open thousands of connections; keep going if the hard limit
+# is lower (they then test what the limit allows).
+ulimit -n 20000 2>/dev/null || true
+
+setup build --buildtype=debugoptimized
+# -O1 keeps sanitizer stack traces readable and the run much faster than -O0.
+setup build-asan -Ddebug=true -Doptimization=1 \
+    -Db_sanitize=address,undefined -Db_lundef=false
+
+build_and_test build
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    build_and_test build-asan
+
+echo "all test suites passed"

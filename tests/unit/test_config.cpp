@@ -1,0 +1,692 @@
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "fulcrum/config.hpp"
+
+using namespace fulcrum;
+using namespace std::chrono_literals;
+using Catch::Matchers::Contains;
+using Errors = std::vector<std::string>;
+
+namespace {
+
+// The errors of loading `text` as "t.toml"; fails the test when it loads.
+Errors errors_of(std::string_view text) {
+    try {
+        load_config_text(text, "t.toml");
+    } catch (const ConfigError& e) {
+        return e.errors();
+    }
+    FAIL("configuration loaded without errors:\n" << text);
+    return {};
+}
+
+// The only error of loading `text`.
+std::string error_of(std::string_view text) {
+    const Errors errors = errors_of(text);
+    REQUIRE(errors.size() == 1);
+    return errors.front();
+}
+
+Config load(std::string_view text) {
+    return load_config_text(text, "t.toml");
+}
+
+// A file in a fresh temporary directory, removed with it.
+class TempFile {
+  public:
+    explicit TempFile(std::string_view content) {
+        char pattern[] = "/tmp/fulcrum-test-XXXXXX";
+        REQUIRE(mkdtemp(pattern) != nullptr);
+        dir_ = pattern;
+        std::ofstream(path()) << content;
+    }
+    ~TempFile() { std::filesystem::remove_all(dir_); }
+    TempFile(const TempFile&) = delete;
+    TempFile& operator=(const TempFile&) = delete;
+
+    std::string dir() const { return dir_; }
+    std::string path() const { return dir_ + "/fulcrum.toml"; }
+
+  private:
+    std::string dir_;
+};
+
+constexpr std::string_view minimal = R"([[service]]
+name = "web"
+listen = "127.0.0.1:8080"
+[[service.backend]]
+address = "127.0.0.1:3001"
+)";
+
+}  // namespace
+
+TEST_CASE("a minimal file gets every default", "[config]") {
+    const Config config = load(minimal);
+    CHECK(config.source == "t.toml");
+    CHECK(config.log.level == "info");
+    CHECK(config.log.access_log);
+    CHECK_FALSE(config.admin.listen.has_value());
+    CHECK(config.runtime.workers == 0);
+    CHECK(config.runtime.max_connections == 10000);
+    CHECK(config.runtime.shutdown_timeout == 30s);
+    REQUIRE(config.services.size() == 1);
+    const ServiceConfig& service = config.services[0];
+    CHECK(service.name == "web");
+    CHECK(service.listen.numeric() == "127.0.0.1:8080");
+    CHECK(service.strategy == StrategyKind::round_robin);
+    CHECK(service.connect_timeout == 2s);
+    CHECK(service.idle_timeout == 5min);
+    CHECK(service.retries == 2);
+    CHECK(service.on_failure == OnFailure::close);
+    CHECK(service.health == HealthConfig{});
+    REQUIRE(service.backends.size() == 1);
+    CHECK(service.backends[0].name == "127.0.0.1:3001");
+    CHECK(service.backends[0].address.numeric() == "127.0.0.1:3001");
+    CHECK(service.backends[0].weight == 1);
+}
+
+TEST_CASE("every key is read", "[config]") {
+    const Config config = load(R"(
+[log]
+level = "debug"
+access_log = false
+[admin]
+listen = "127.0.0.1:9090"
+[runtime]
+workers = 4
+max_connections = 20
+shutdown_timeout = "0s"
+[[service]]
+name = "db"
+listen = "[::1]:0"
+strategy = "round-robin"
+connect_timeout = "250ms"
+idle_timeout = "1h"
+retries = 0
+on_failure = "reset"
+[service.health]
+enabled = false
+path = "/ready?full=1"
+interval = "1m30s"
+timeout = "5s"
+rise = 1
+fall = 7
+[[service.backend]]
+address = "[::1]:5432"
+name = "primary"
+weight = 3
+)");
+    CHECK(config.log.level == "debug");
+    CHECK_FALSE(config.log.access_log);
+    REQUIRE(config.admin.listen.has_value());
+    CHECK(config.admin.listen->numeric() == "127.0.0.1:9090");
+    CHECK(config.runtime.workers == 4);
+    CHECK(config.runtime.max_connections == 20);
+    CHECK(config.runtime.shutdown_timeout == 0s);
+    const ServiceConfig& service = config.services.at(0);
+    CHECK(service.name == "db");
+    CHECK(service.listen.numeric() == "[::1]:0");
+    CHECK(service.connect_timeout == 250ms);
+    CHECK(service.idle_timeout == 1h);
+    CHECK(service.retries == 0);
+    CHECK(service.on_failure == OnFailure::reset);
+    CHECK_FALSE(service.health.enabled);
+    CHECK(service.health.path == "/ready?full=1");
+    CHECK(service.health.interval == 90s);
+    CHECK(service.health.timeout == 5s);
+    CHECK(service.health.rise == 1);
+    CHECK(service.health.fall == 7);
+    const BackendConfig& backend = service.backends.at(0);
+    CHECK(backend.name == "primary");
+    CHECK(backend.address.numeric() == "[::1]:5432");
+    CHECK(backend.weight == 3);
+}
+
+TEST_CASE("workers accepts \"auto\" or a count", "[config]") {
+    CHECK(load(std::string("[runtime]\nworkers = \"auto\"\n") + std::string(minimal))
+              .runtime.workers == 0);
+    CHECK(load(std::string("[runtime]\nworkers = 1\n") + std::string(minimal)).runtime.workers ==
+          1);
+}
+
+TEST_CASE("enumerated values print their configuration names", "[config]") {
+    CHECK(to_string(StrategyKind::round_robin) == "round-robin");
+    CHECK(to_string(OnFailure::close) == "close");
+    CHECK(to_string(OnFailure::reset) == "reset");
+    CHECK(to_string(OnFailure::http_502) == "http-502");
+}
+
+// ---- one test per validation rule, each checking the whole message ----
+
+TEST_CASE("unknown key suggests the nearest valid key", "[config][errors]") {
+    CHECK(error_of(R"([[service]]
+name = "web"
+listen = "127.0.0.1:8080"
+[[service.backend]]
+address = "127.0.0.1:3001"
+wieght = 2
+)") == "t.toml:6:10: service[0].backend[0].wieght: unknown key; did you mean 'weight'?");
+
+    CHECK(error_of(R"([[service]]
+name = "web"
+listen = "127.0.0.1:8080"
+conect_timeout = "1s"
+[[service.backend]]
+address = "127.0.0.1:3001"
+)") == "t.toml:4:18: service[0].conect_timeout: unknown key; did you mean 'connect_timeout'?");
+
+    CHECK(error_of(std::string(minimal) + "[servce.health]\nrise = 1\n") ==
+          "t.toml:6:1: servce: unknown key; did you mean 'service'?");
+}
+
+TEST_CASE("unknown key far from every valid key lists the valid keys", "[config][errors]") {
+    CHECK(error_of(std::string("[log]\ncolour = true\n") + std::string(minimal)) ==
+          "t.toml:2:10: log.colour: unknown key; valid keys here: access_log, level");
+}
+
+TEST_CASE("wrong types name the expected and the actual type", "[config][errors]") {
+    CHECK(errors_of(R"(log = 1
+[runtime]
+max_connections = true
+[[service]]
+name = "web"
+listen = ["127.0.0.1:8080"]
+retries = "2"
+[service.health]
+enabled = "yes"
+[[service.backend]]
+address = "127.0.0.1:3001"
+weight = 1.5
+)") == Errors{
+           "t.toml:1:7: log: expected a table, got an integer",
+           "t.toml:3:19: runtime.max_connections: expected an integer, got a boolean",
+           "t.toml:6:10: service[0].listen: expected a string, got an array",
+           "t.toml:7:11: service[0].retries: expected an integer, got a string",
+           "t.toml:9:11: service[0].health.enabled: expected a boolean, got a string",
+           "t.toml:12:10: service[0].backend[0].weight: expected an integer, got a float",
+       });
+}
+
+TEST_CASE("service and backend must be arrays of tables", "[config][errors]") {
+    CHECK(error_of("[service]\nname = \"web\"\n") ==
+          "t.toml:1:1: service: expected an array of tables ([[service]]), got a table");
+    CHECK(error_of(R"([[service]]
+name = "web"
+listen = "127.0.0.1:8080"
+backend = ["127.0.0.1:3001"]
+)") == "t.toml:4:12: service[0].backend[0]: expected a table, got a string");
+}
+
+TEST_CASE("missing required keys", "[config][errors]") {
+    CHECK(error_of("[log]\nlevel = \"info\"\n") ==
+          "t.toml:1:1: service: missing required key; add at least one [[service]]");
+    CHECK(errors_of(R"(
+[[service]]
+retries = 1
+[[service.backend]]
+weight = 2
+)") == Errors{
+           "t.toml:2:1: service[0].name: missing required key",
+           "t.toml:2:1: service[0].listen: missing required key",
+           "t.toml:4:1: service[0].backend[0].address: missing required key",
+       });
+    CHECK(error_of("[[service]]\nname = \"web\"\nlisten = \"127.0.0.1:8080\"\n") ==
+          "t.toml:1:1: service[0].backend: missing required key; add at least one "
+          "[[service.backend]]");
+}
+
+TEST_CASE("empty lists", "[config][errors]") {
+    CHECK(error_of("[[service]]\nname = \"web\"\nlisten = \"127.0.0.1:8080\"\nbackend = []\n") ==
+          "t.toml:4:11: service[0].backend: empty backend list; add at least one "
+          "[[service.backend]]");
+    CHECK(error_of("service = []\n") ==
+          "t.toml:1:11: service: empty service list; add at least one [[service]]");
+}
+
+TEST_CASE("names must not be empty", "[config][errors]") {
+    CHECK(errors_of(R"([[service]]
+name = ""
+listen = "127.0.0.1:8080"
+[[service.backend]]
+address = "127.0.0.1:3001"
+name = ""
+)") == Errors{
+           "t.toml:2:8: service[0].name: must not be empty",
+           "t.toml:6:8: service[0].backend[0].name: must not be empty",
+       });
+}
+
+TEST_CASE("duplicate service name", "[config][errors]") {
+    CHECK(error_of(R"([[service]]
+name = "web"
+listen = "127.0.0.1:8080"
+[[service.backend]]
+address = "127.0.0.1:3001"
+[[service]]
+name = "web"
+listen = "127.0.0.1:8081"
+[[service.backend]]
+address = "127.0.0.1:3001"
+)") == "t.toml:7:8: service[1].name: duplicate service name 'web'; already used by service[0]");
+}
+
+TEST_CASE("duplicate listen address, compared in numeric form", "[config][errors]") {
+    CHECK(error_of(R"([[service]]
+name = "a"
+listen = "[::1]:8080"
+[[service.backend]]
+address = "127.0.0.1:3001"
+[[service]]
+name = "b"
+listen = "[0:0::1]:8080"
+[[service.backend]]
+address = "127.0.0.1:3001"
+)") == "t.toml:8:10: service[1].listen: duplicate listen address '[::1]:8080'; already "
+       "used by service[0]");
+
+    CHECK(error_of(std::string("[admin]\nlisten = \"127.0.0.1:8080\"\n") + std::string(minimal)) ==
+          "t.toml:5:10: service[0].listen: duplicate listen address '127.0.0.1:8080'; already "
+          "used by admin.listen");
+}
+
+TEST_CASE("port 0 listeners never collide", "[config]") {
+    CHECK(load(R"([admin]
+listen = "127.0.0.1:0"
+[[service]]
+name = "a"
+listen = "127.0.0.1:0"
+[[service.backend]]
+address = "127.0.0.1:3001"
+[[service]]
+name = "b"
+listen = "127.0.0.1:0"
+[[service.backend]]
+address = "127.0.0.1:3001"
+)")
+              .services.size() == 2);
+}
+
+TEST_CASE("duplicate backend names within a service", "[config][errors]") {
+    CHECK(errors_of(R"([[service]]
+name = "web"
+listen = "127.0.0.1:8080"
+[[service.backend]]
+address = "127.0.0.1:3001"
+name = "a"
+[[service.backend]]
+address = "127.0.0.1:3002"
+name = "a"
+[[service.backend]]
+address = "127.0.0.1:3003"
+[[service.backend]]
+address = "127.0.0.1:3003"
+)") == Errors{
+           "t.toml:9:8: service[0].backend[1].name: duplicate backend name 'a'; already "
+           "used by service[0].backend[0]",
+           "t.toml:13:11: service[0].backend[3].address: duplicate backend name "
+           "'127.0.0.1:3003'; already used by service[0].backend[2]",
+       });
+}
+
+TEST_CASE("the same backend name in two services is fine", "[config]") {
+    CHECK(load(R"([[service]]
+name = "a"
+listen = "127.0.0.1:8080"
+[[service.backend]]
+address = "127.0.0.1:3001"
+[[service]]
+name = "b"
+listen = "127.0.0.1:8081"
+[[service.backend]]
+address = "127.0.0.1:3001"
+)")
+              .services.size() == 2);
+}
+
+TEST_CASE("bad addresses", "[config][errors]") {
+    const Errors errors = errors_of(R"([admin]
+listen = "localhost"
+[[service]]
+name = "web"
+listen = "127.0.0.1:70000"
+[[service.backend]]
+address = "no-such-host.invalid:3001"
+[[service.backend]]
+address = "::1:3002"
+[[service.backend]]
+address = "127.0.0.1:0"
+)");
+    REQUIRE(errors.size() == 5);
+    CHECK(errors[0] ==
+          "t.toml:2:10: admin.listen: missing port in 'localhost' (expected host:port or "
+          "[ipv6]:port)");
+    CHECK(errors[1] == "t.toml:5:10: service[0].listen: port 70000 is out of range (0-65535)");
+    CHECK_THAT(errors[2], Catch::Matchers::StartsWith(
+                              "t.toml:7:11: service[0].backend[0].address: cannot resolve host "
+                              "'no-such-host.invalid': "));
+    CHECK(errors[3] ==
+          "t.toml:9:11: service[0].backend[1].address: an IPv6 address must be written in "
+          "brackets, e.g. [::1]:8080 (got '::1:3002')");
+    CHECK(errors[4] ==
+          "t.toml:11:11: service[0].backend[2].address: port 0 is not allowed for a backend "
+          "(use 1-65535)");
+}
+
+TEST_CASE("hostnames resolve when the file is loaded", "[config]") {
+    const Config config = load(R"([[service]]
+name = "web"
+listen = "localhost:0"
+[[service.backend]]
+address = "localhost:3001"
+)");
+    const Address& backend = config.services[0].backends[0].address;
+    CHECK(backend.text == "localhost:3001");
+    CHECK((backend.numeric() == "127.0.0.1:3001" || backend.numeric() == "[::1]:3001"));
+    CHECK(config.services[0].backends[0].name == "localhost:3001");
+}
+
+TEST_CASE("durations need a unit and a valid form", "[config][errors]") {
+    CHECK(errors_of(R"([runtime]
+shutdown_timeout = "30"
+[[service]]
+name = "web"
+listen = "127.0.0.1:8080"
+connect_timeout = "2 s"
+idle_timeout = 300
+[[service.backend]]
+address = "127.0.0.1:3001"
+)") == Errors{
+           "t.toml:2:20: runtime.shutdown_timeout: \"30\" has no unit; a unit is required "
+           "(ms, s, m or h), e.g. \"30s\"",
+           "t.toml:6:19: service[0].connect_timeout: \"2 s\" is not a valid duration; write "
+           "<number><unit> parts with units ms, s, m or h, e.g. \"250ms\", \"2s\", \"1m30s\"",
+           "t.toml:7:16: service[0].idle_timeout: expected a duration string such as \"2s\", "
+           "got an integer",
+       });
+}
+
+TEST_CASE("timeouts must be greater than 0", "[config][errors]") {
+    CHECK(errors_of(R"([[service]]
+name = "web"
+listen = "127.0.0.1:8080"
+connect_timeout = "0s"
+idle_timeout = "0ms"
+[service.health]
+interval = "0s"
+timeout = "0s"
+[[service.backend]]
+address = "127.0.0.1:3001"
+)") == Errors{
+           "t.toml:4:19: service[0].connect_timeout: must be greater than 0",
+           "t.toml:5:16: service[0].idle_timeout: must be greater than 0",
+           "t.toml:7:12: service[0].health.interval: must be greater than 0",
+           "t.toml:8:11: service[0].health.timeout: must be greater than 0",
+       });
+}
+
+TEST_CASE("integers below their minimum", "[config][errors]") {
+    CHECK(errors_of(R"([runtime]
+workers = 0
+max_connections = 0
+[[service]]
+name = "web"
+listen = "127.0.0.1:8080"
+retries = -1
+[service.health]
+rise = 0
+fall = 0
+[[service.backend]]
+address = "127.0.0.1:3001"
+[[service.backend]]
+address = "127.0.0.1:3002"
+weight = 0
+)") == Errors{
+           "t.toml:2:11: runtime.workers: must be at least 1",
+           "t.toml:3:19: runtime.max_connections: must be at least 1",
+           "t.toml:7:11: service[0].retries: must be at least 0",
+           "t.toml:9:8: service[0].health.rise: must be at least 1",
+           "t.toml:10:8: service[0].health.fall: must be at least 1",
+           "t.toml:15:10: service[0].backend[1].weight: must be at least 1",
+       });
+}
+
+TEST_CASE("integers above what the field holds", "[config][errors]") {
+    CHECK(error_of(std::string(minimal) + "weight = 3000000000\n") ==
+          "t.toml:6:10: service[0].backend[0].weight: must be at most 2147483647");
+}
+
+TEST_CASE("workers must be \"auto\" or a count", "[config][errors]") {
+    CHECK(error_of(std::string("[runtime]\nworkers = \"many\"\n") + std::string(minimal)) ==
+          "t.toml:2:11: runtime.workers: expected \"auto\" or an integer of at least 1, got "
+          "\"many\"");
+    CHECK(error_of(std::string("[runtime]\nworkers = true\n") + std::string(minimal)) ==
+          "t.toml:2:11: runtime.workers: expected \"auto\" or an integer of at least 1, got a "
+          "boolean");
+}
+
+TEST_CASE("health timeout must be below the interval", "[config][errors]") {
+    CHECK(error_of(R"([[service]]
+name = "web"
+listen = "127.0.0.1:8080"
+[service.health]
+interval = "1s"
+timeout = "1s"
+[[service.backend]]
+address = "127.0.0.1:3001"
+)") == "t.toml:6:11: service[0].health.timeout: must be less than interval (1s)");
+
+    // Only the interval written: the default timeout (1s) is what it collides with.
+    CHECK(error_of(R"([[service]]
+name = "web"
+listen = "127.0.0.1:8080"
+[service.health]
+interval = "500ms"
+[[service.backend]]
+address = "127.0.0.1:3001"
+)") == "t.toml:5:12: service[0].health.interval: must be greater than timeout (1s, the "
+       "default)");
+}
+
+TEST_CASE("health path", "[config][errors]") {
+    CHECK(error_of(R"([[service]]
+name = "web"
+listen = "127.0.0.1:8080"
+[service.health]
+path = "health"
+[[service.backend]]
+address = "127.0.0.1:3001"
+)") == "t.toml:5:8: service[0].health.path: must start with '/'");
+    CHECK(error_of(R"([[service]]
+name = "web"
+listen = "127.0.0.1:8080"
+[service.health]
+path = "/a b"
+[[service.backend]]
+address = "127.0.0.1:3001"
+)") == "t.toml:5:8: service[0].health.path: must not contain spaces or control characters");
+}
+
+TEST_CASE("enumerated values list the valid ones", "[config][errors]") {
+    CHECK(errors_of(R"([log]
+level = "verbose"
+[[service]]
+name = "web"
+listen = "127.0.0.1:8080"
+strategy = "least-connections"
+on_failure = "502"
+[[service.backend]]
+address = "127.0.0.1:3001"
+)") == Errors{
+           "t.toml:2:9: log.level: unknown value \"verbose\"; valid values: \"trace\", "
+           "\"debug\", \"info\", \"warn\", \"error\", \"critical\", \"off\"",
+           "t.toml:6:12: service[0].strategy: unknown value \"least-connections\"; valid "
+           "values: \"round-robin\"",
+           "t.toml:7:14: service[0].on_failure: unknown value \"502\"; valid values: "
+           "\"close\", \"reset\", \"http-502\"",
+       });
+}
+
+TEST_CASE("all errors of a file are reported together, in file order", "[config][errors]") {
+    try {
+        load(R"([log]
+levle = "info"
+[[service]]
+name = "web"
+listen = "127.0.0.1"
+[[service.backend]]
+address = "127.0.0.1:3001"
+weight = 0
+)");
+        FAIL("no error");
+    } catch (const ConfigError& e) {
+        const Errors expected{
+            "t.toml:2:9: log.levle: unknown key; did you mean 'level'?",
+            "t.toml:5:10: service[0].listen: missing port in '127.0.0.1' (expected host:port "
+            "or [ipv6]:port)",
+            "t.toml:8:10: service[0].backend[0].weight: must be at least 1",
+        };
+        CHECK(e.errors() == expected);
+        CHECK(std::string(e.what()) == expected[0] + "\n" + expected[1] + "\n" + expected[2]);
+    }
+}
+
+TEST_CASE("a file that is not TOML gets toml11's located message", "[config][errors]") {
+    const std::string error = error_of("[log]\nlevel = info\n");
+    CHECK_THAT(error, Contains("t.toml"));
+    CHECK_THAT(error, Contains(" 2 | level = info"));
+}
+
+TEST_CASE("files", "[config]") {
+    SECTION("errors name the file as given") {
+        const TempFile file("[[service]]\nlisten = \"127.0.0.1:1\"\nbackend = [{ address = 1 }]\n");
+        try {
+            load_config_file(file.path());
+            FAIL("no error");
+        } catch (const ConfigError& e) {
+            CHECK(e.errors() ==
+                  Errors{
+                      file.path() + ":1:1: service[0].name: missing required key",
+                      file.path() +
+                          ":3:24: service[0].backend[0].address: expected a string, got an integer",
+                  });
+        }
+    }
+    SECTION("a valid file loads") {
+        const TempFile file(minimal);
+        CHECK(load_config_file(file.path()).source == file.path());
+    }
+    SECTION("a missing file") {
+        try {
+            load_config_file("/nonexistent/fulcrum.toml");
+            FAIL("no error");
+        } catch (const ConfigError& e) {
+            CHECK(e.errors() ==
+                  Errors{"/nonexistent/fulcrum.toml: cannot read: No such file or directory"});
+        }
+    }
+    SECTION("a directory") {
+        const TempFile file("");
+        try {
+            load_config_file(file.dir());
+            FAIL("no error");
+        } catch (const ConfigError& e) {
+            CHECK(e.errors() == Errors{file.dir() + ": cannot read: Is a directory"});
+        }
+    }
+}
+
+TEST_CASE("the embedded default", "[config]") {
+    const Config config = default_config();
+    CHECK(config.source == "<default>");
+    REQUIRE(config.services.size() == 1);
+    const ServiceConfig& service = config.services[0];
+    CHECK(service.name == "default");
+    CHECK(service.listen.numeric() == "0.0.0.0:8080");
+    CHECK(service.strategy == StrategyKind::round_robin);
+    CHECK(service.on_failure == OnFailure::http_502);
+    CHECK(service.health.enabled);
+    CHECK(service.health.path == "/health");
+    CHECK(service.health.interval == 2s);
+    REQUIRE(service.backends.size() == 2);
+    CHECK(service.backends[0].address.numeric() == "127.0.0.1:3001");
+    CHECK(service.backends[1].address.numeric() == "127.0.0.1:3002");
+}
+
+namespace {
+
+std::vector<std::filesystem::path> example_files() {
+    std::vector<std::filesystem::path> files;
+    for (const auto& entry : std::filesystem::directory_iterator(
+             std::filesystem::path(FULCRUM_SOURCE_ROOT) / "examples")) {
+        if (entry.path().extension() == ".toml") files.push_back(entry.path());
+    }
+    return files;
+}
+
+}  // namespace
+
+TEST_CASE("every example configuration loads", "[config][examples]") {
+    const auto files = example_files();
+    REQUIRE_FALSE(files.empty());
+    for (const auto& file : files) {
+        INFO(file.string());
+        CHECK_NOTHROW(load_config_file(file.string()));
+    }
+}
+
+TEST_CASE("to_toml writes what loads back to the same configuration", "[config][to_toml]") {
+    std::vector<Config> configs{default_config(), load(minimal), load(R"([log]
+level = "trace"
+access_log = false
+[admin]
+listen = "[::1]:9090"
+[runtime]
+workers = 3
+max_connections = 1
+shutdown_timeout = "1h1ms"
+[[service]]
+name = "quote \" backslash \\ tab \t é"
+listen = "localhost:0"
+connect_timeout = "1m30s"
+retries = 0
+on_failure = "http-502"
+[service.health]
+enabled = false
+path = "/h?x=\"1\""
+interval = "10m"
+timeout = "9m59s999ms"
+rise = 4
+fall = 5
+[[service.backend]]
+address = "localhost:1"
+weight = 9
+[[service.backend]]
+address = "[::1]:2"
+name = "two"
+)")};
+    for (const auto& file : example_files()) configs.push_back(load_config_file(file.string()));
+
+    for (const Config& config : configs) {
+        const std::string text = to_toml(config);
+        INFO(text);
+        CHECK(load_config_text(text, config.source) == config);
+    }
+}
+
+TEST_CASE("to_toml shows every value", "[config][to_toml]") {
+    const std::string text = to_toml(load(minimal));
+    CHECK_THAT(text, Contains("workers = \"auto\"\n"));
+    CHECK_THAT(text, Contains("shutdown_timeout = \"30s\"\n"));
+    CHECK_THAT(text, Contains("idle_timeout = \"5m\"\n"));
+    CHECK_THAT(text, Contains("[service.health]\nenabled = true\npath = \"/health\"\n"));
+    CHECK_THAT(text, Contains("name = \"127.0.0.1:3001\"\naddress = \"127.0.0.1:3001\"\n"));
+    CHECK_THAT(text, !Contains("listen = \"127.0.0.1:9090\""));
+}
