@@ -63,6 +63,8 @@ std::uint16_t Address::port() const {
     return ntohs(reinterpret_cast<const sockaddr_in*>(&storage)->sin_port);
 }
 
+std::string Address::ip() const { return format_ip(sockaddr_ptr()); }
+
 std::string Address::numeric() const {
     return format_sockaddr(sockaddr_ptr());
 }
@@ -100,17 +102,27 @@ Address parse_address(std::string_view text) {
     return resolve(text, std::string(host), port, AF_UNSPEC, 0);
 }
 
-std::string format_sockaddr(const sockaddr* sa) {
+std::string format_ip(const sockaddr* sa) {
     char host[INET6_ADDRSTRLEN] = {};
     if (sa->sa_family == AF_INET) {
-        const auto* in = reinterpret_cast<const sockaddr_in*>(sa);
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-        return fmt::format("{}:{}", host, ntohs(in->sin_port));
+        inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, host, sizeof host);
+    } else if (sa->sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, host,
+                  sizeof host);
+    } else {
+        return "unknown";
+    }
+    return host;
+}
+
+std::string format_sockaddr(const sockaddr* sa) {
+    if (sa->sa_family == AF_INET) {
+        return fmt::format("{}:{}", format_ip(sa),
+                           ntohs(reinterpret_cast<const sockaddr_in*>(sa)->sin_port));
     }
     if (sa->sa_family == AF_INET6) {
-        const auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-        return fmt::format("[{}]:{}", host, ntohs(in6->sin6_port));
+        return fmt::format("[{}]:{}", format_ip(sa),
+                           ntohs(reinterpret_cast<const sockaddr_in6*>(sa)->sin6_port));
     }
     return "unknown";
 }

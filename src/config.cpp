@@ -6,11 +6,13 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstdio>
 #include <cstdint>
 #include <iterator>
 #include <limits>
 #include <map>
 #include <set>
+#include <tuple>
 #include <sstream>
 #include <system_error>
 #include <utility>
@@ -33,14 +35,22 @@ struct Choice {
     Enum value;
 };
 
-constexpr std::array<Choice<StrategyKind>, 1> strategy_choices{{
+constexpr std::array<Choice<StrategyKind>, 4> strategy_choices{{
     {"round-robin", StrategyKind::round_robin},
+    {"least-connections", StrategyKind::least_connections},
+    {"random-two", StrategyKind::random_two},
+    {"source-hash", StrategyKind::source_hash},
 }};
 
 constexpr std::array<Choice<OnFailure>, 3> on_failure_choices{{
     {"close", OnFailure::close},
     {"reset", OnFailure::reset},
     {"http-502", OnFailure::http_502},
+}};
+
+constexpr std::array<Choice<AllUnhealthy>, 2> all_unhealthy_choices{{
+    {"refuse", AllUnhealthy::refuse},
+    {"fail-open", AllUnhealthy::fail_open},
 }};
 
 // The level names spdlog understands.
@@ -188,16 +198,23 @@ std::string to_name(const Value& value) {
 }
 
 template <typename Int>
-auto integer_at_least(std::int64_t min) {
-    return [min](const Value& value) {
+auto integer_in_range(std::int64_t min, std::int64_t max) {
+    // The tighter of `max` and what Int can hold.
+    const std::int64_t limit = std::cmp_less(std::numeric_limits<Int>::max(), max)
+                                   ? static_cast<std::int64_t>(std::numeric_limits<Int>::max())
+                                   : max;
+    return [min, limit](const Value& value) {
         expect_type(value, toml::value_t::integer);
         const std::int64_t number = value.as_integer();
         if (number < min) throw Invalid(fmt::format("must be at least {}", min));
-        if (std::cmp_greater(number, std::numeric_limits<Int>::max())) {
-            throw Invalid(fmt::format("must be at most {}", std::numeric_limits<Int>::max()));
-        }
+        if (number > limit) throw Invalid(fmt::format("must be at most {}", limit));
         return static_cast<Int>(number);
     };
+}
+
+template <typename Int>
+auto integer_at_least(std::int64_t min) {
+    return integer_in_range<Int>(min, std::numeric_limits<std::int64_t>::max());
 }
 
 // Throws Invalid listing the valid values.
@@ -272,6 +289,24 @@ Address to_backend_address(const Value& value) {
     Address address = to_address(value);
     if (address.port() == 0) throw Invalid("port 0 is not allowed for a backend (use 1-65535)");
     return address;
+}
+
+// An HTTP status range, "200-399", or one status, "200".
+std::pair<int, int> to_status_range(const Value& value) {
+    const std::string text = to_string_value(value);
+    int low = 0;
+    int high = 0;
+    char dash = 0;
+    char extra = 0;
+    const int fields = std::sscanf(text.c_str(), "%d%c%d%c", &low, &dash, &high, &extra);
+    if (fields == 1) high = low;
+    const bool well_formed = fields == 1 || (fields == 3 && dash == '-');
+    if (!well_formed || low < 100 || high > 599 || low > high) {
+        throw Invalid(fmt::format("\"{}\" is not a status range; write e.g. \"200-399\" or "
+                                  "\"200\" (statuses 100-599)",
+                                  text));
+    }
+    return {low, high};
 }
 
 unsigned to_workers(const Value& value) {
@@ -449,6 +484,12 @@ void read_health(Section& section, HealthConfig& health) {
     const Outcome timeout = section.read("timeout", health.timeout, to_positive_duration);
     section.read("rise", health.rise, integer_at_least<int>(1));
     section.read("fall", health.fall, integer_at_least<int>(1));
+    std::pair<int, int> expect{health.expect_status_min, health.expect_status_max};
+    section.read("expect_status", expect, to_status_range);
+    std::tie(health.expect_status_min, health.expect_status_max) = expect;
+    section.read("host", health.host, to_name);
+    section.read("port", health.port, integer_in_range<int>(1, 65535));
+    section.read("all_unhealthy", health.all_unhealthy, one_of(all_unhealthy_choices));
 
     // A probe must end before the next one starts. Blame the key the user wrote.
     if (interval == Outcome::invalid || timeout == Outcome::invalid) return;
@@ -460,6 +501,13 @@ void read_health(Section& section, HealthConfig& health) {
         section.error("interval", fmt::format("must be greater than timeout ({}, the default)",
                                               format_duration(health.timeout)));
     }
+}
+
+void read_passive(Section& section, PassiveConfig& passive) {
+    section.read("enabled", passive.enabled, to_bool);
+    section.read("max_failures", passive.max_failures, integer_at_least<int>(1));
+    section.read("window", passive.window, to_positive_duration);
+    section.read("cooldown", passive.cooldown, to_positive_duration);
 }
 
 BackendConfig read_backend(Section& section) {
@@ -482,6 +530,7 @@ ServiceConfig read_service(Section& section) {
     section.read("retries", service.retries, integer_at_least<int>(0));
     section.read("on_failure", service.on_failure, one_of(on_failure_choices));
     section.table("health", [&](Section& health) { read_health(health, service.health); });
+    section.table("passive", [&](Section& passive) { read_passive(passive, service.passive); });
 
     Owners backend_names;
     section.required_tables("backend", [&](Section& item) {
@@ -614,6 +663,9 @@ address = "127.0.0.1:3002"
 std::string_view to_string(OnFailure v) {
     return name_of(on_failure_choices, v);
 }
+std::string_view to_string(AllUnhealthy v) {
+    return name_of(all_unhealthy_choices, v);
+}
 std::string_view to_string(StrategyKind v) {
     return name_of(strategy_choices, v);
 }
@@ -694,6 +746,18 @@ std::string to_toml(const Config& config) {
         line("timeout", toml_string(health.timeout));
         line("rise", std::to_string(health.rise));
         line("fall", std::to_string(health.fall));
+        line("expect_status",
+             toml_string(fmt::format("{}-{}", health.expect_status_min, health.expect_status_max)));
+        if (!health.host.empty()) line("host", toml_string(health.host));
+        if (health.port != 0) line("port", std::to_string(health.port));
+        line("all_unhealthy", toml_string(to_string(health.all_unhealthy)));
+
+        const PassiveConfig& passive = service.passive;
+        out += "\n[service.passive]\n";
+        line("enabled", fmt::format("{}", passive.enabled));
+        line("max_failures", std::to_string(passive.max_failures));
+        line("window", toml_string(passive.window));
+        line("cooldown", toml_string(passive.cooldown));
 
         for (const BackendConfig& backend : service.backends) {
             out += "\n[[service.backend]]\n";

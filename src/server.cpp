@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "fulcrum/backend.hpp"
+#include "fulcrum/health.hpp"
 #include "fulcrum/worker.hpp"
 
 namespace fulcrum {
@@ -27,6 +29,24 @@ unsigned worker_count(const RuntimeConfig& runtime) {
     return std::max(1u, std::thread::hardware_concurrency());
 }
 
+// Keys the configuration accepts before this version acts on them: say so rather than
+// let an operator believe they are in force.
+void warn_unimplemented(const Config& config) {
+    if (config.admin.listen) {
+        spdlog::warn("admin.listen is set, but this version serves no admin endpoint yet");
+    }
+}
+
+// Probes block a pool thread for up to their timeout: give each checked backend a
+// thread (bounded), so a hanging backend never delays the probes of the others. libuv
+// reads the variable when the pool is first used; an operator's own setting wins.
+void size_probe_pool(std::size_t checked_backends) {
+    constexpr std::size_t min_threads = 4;
+    constexpr std::size_t max_threads = 128;
+    const std::size_t threads = std::clamp(checked_backends, min_threads, max_threads);
+    setenv("UV_THREADPOOL_SIZE", std::to_string(threads).c_str(), /*overwrite=*/0);
+}
+
 // State of the main loop, reached from libuv callbacks through handle->data.
 struct MainLoop {
     uv_loop_t loop{};
@@ -34,6 +54,7 @@ struct MainLoop {
     uv_signal_t sigterm{};
     uv_async_t worker_stopped{};
     std::vector<std::unique_ptr<Worker>>* workers = nullptr;
+    HealthChecker* health = nullptr;
     std::atomic<std::size_t> stopped{0};
     bool stopping = false;
 
@@ -45,6 +66,7 @@ struct MainLoop {
         }
         self->stopping = true;
         spdlog::info("{}: closing listeners, letting open sessions finish", strsignal(signum));
+        self->health->stop();
         for (auto& worker : *self->workers) worker->request_stop();
     }
 
@@ -74,6 +96,8 @@ int Server::run() {
           "uv_async_init");
     main.worker_stopped.data = &main;
 
+    HealthChecker health(&main.loop);
+    main.health = &health;
     std::atomic<std::size_t> open_sessions{0};
     const unsigned count = worker_count(config_->runtime);
     try {
@@ -91,10 +115,12 @@ int Server::run() {
                 // With port 0 the first worker's bound port is shared by the others.
                 address = worker->listen(service, pool, address);
             }
+            health.add_service(service, pool);
             spdlog::info("service {} listening on {} ({} backends, {})", service->name,
                          address.numeric(), pool->backends.size(), to_string(service->strategy));
         }
     } catch (...) {
+        health.stop();
         workers.clear();
         uv_close(reinterpret_cast<uv_handle_t*>(&main.worker_stopped), nullptr);
         uv_run(&main.loop, UV_RUN_DEFAULT);
@@ -102,12 +128,15 @@ int Server::run() {
         throw;
     }
 
+    warn_unimplemented(*config_);
     for (auto* signal : {&main.sigint, &main.sigterm}) {
         check(uv_signal_init(&main.loop, signal), "uv_signal_init");
         signal->data = &main;
     }
     check(uv_signal_start(&main.sigint, MainLoop::on_signal, SIGINT), "uv_signal_start");
     check(uv_signal_start(&main.sigterm, MainLoop::on_signal, SIGTERM), "uv_signal_start");
+    size_probe_pool(health.target_count());
+    health.start();
     for (auto& worker : workers) worker->start();
     spdlog::info("fulcrum running with {} worker{}", count, count == 1 ? "" : "s");
 

@@ -127,8 +127,20 @@ void Session::on_connect(uv_connect_t* req, int status) {
         s->established();
         return;
     }
-    s->backend_choice_->connect_failures.fetch_add(1, std::memory_order_relaxed);
+    s->count_backend_failure();
     s->attempt_failed(uv_err_name(status));
+}
+
+void Session::count_backend_failure() {
+    Backend& backend = *backend_choice_;
+    backend.connect_failures.fetch_add(1, std::memory_order_relaxed);
+    const ServiceConfig& service = listener_.service();
+    if (service.passive.enabled &&
+        backend.record_connect_failure(steady_now_ms(), service.passive)) {
+        spdlog::warn("service {}: backend {} taken out for {}: {} connect failures within {}",
+                     service.name, backend.config.name, format_duration(service.passive.cooldown),
+                     service.passive.max_failures, format_duration(service.passive.window));
+    }
 }
 
 void Session::attempt_failed(std::string error) {
@@ -300,7 +312,7 @@ void Session::on_timer(uv_timer_t* timer) {
     Session* s = of(timer);
     switch (s->state_) {
         case State::connecting:
-            s->backend_choice_->connect_failures.fetch_add(1, std::memory_order_relaxed);
+            s->count_backend_failure();
             s->attempt_failed("timeout");
             return;
         case State::established: {

@@ -27,6 +27,8 @@ struct Address {
     std::uint16_t port() const;
     // Numeric form, "127.0.0.1:8080" or "[::1]:8080".
     std::string numeric() const;
+    // The IP alone, "127.0.0.1" or "::1".
+    std::string ip() const;
 
     // Same text and same resolved endpoint.
     bool operator==(const Address& other) const;
@@ -38,5 +40,7 @@ Address parse_address(std::string_view text);
 
 // Numeric "ip:port" / "[ip]:port" for any AF_INET/AF_INET6 sockaddr; "unknown" otherwise.
 std::string format_sockaddr(const sockaddr* sa);
+// The numeric IP alone ("127.0.0.1", "::1").
+std::string format_ip(const sockaddr* sa);
 
 }  // namespace fulcrum

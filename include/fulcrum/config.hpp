@@ -17,7 +17,7 @@
 namespace fulcrum {
 
 enum class OnFailure { close, reset, http_502 };
-enum class StrategyKind { round_robin };
+enum class StrategyKind { round_robin, least_connections, random_two, source_hash };
 
 std::string_view to_string(OnFailure v);
 std::string_view to_string(StrategyKind v);
@@ -43,6 +43,13 @@ struct RuntimeConfig {
     bool operator==(const RuntimeConfig&) const = default;
 };
 
+// What a service does when active checks have every backend down.
+enum class AllUnhealthy {
+    refuse,     // no backend is eligible: on_failure applies
+    fail_open,  // spread over all backends as if they were up: better than certain failure
+};
+std::string_view to_string(AllUnhealthy v);
+
 struct HealthConfig {
     bool enabled = true;
     std::string path = "/health";
@@ -50,8 +57,24 @@ struct HealthConfig {
     Duration timeout = std::chrono::seconds(1);
     int rise = 2;
     int fall = 3;
+    int expect_status_min = 200;  // a probe passes with a status in [min, max]
+    int expect_status_max = 399;
+    std::string host;              // Host header; empty: the backend's address
+    int port = 0;                  // probe port; 0: the backend's own port
+    AllUnhealthy all_unhealthy = AllUnhealthy::refuse;
 
     bool operator==(const HealthConfig&) const = default;
+};
+
+// Connect failures seen while proxying: `max_failures` within `window` take a backend
+// out for `cooldown` (or, with active checks on, until they see it healthy again).
+struct PassiveConfig {
+    bool enabled = true;
+    int max_failures = 3;
+    Duration window = std::chrono::seconds(10);
+    Duration cooldown = std::chrono::seconds(30);
+
+    bool operator==(const PassiveConfig&) const = default;
 };
 
 struct BackendConfig {
@@ -71,6 +94,7 @@ struct ServiceConfig {
     int retries = 2;
     OnFailure on_failure = OnFailure::close;
     HealthConfig health;
+    PassiveConfig passive;
     std::vector<BackendConfig> backends;
 
     bool operator==(const ServiceConfig&) const = default;

@@ -80,6 +80,8 @@ private:
     static void on_closed(uv_handle_t* handle);
 
     void connect_next();
+    // A connect the backend refused or did not answer: counts towards passive detection.
+    void count_backend_failure();
     void attempt_failed(std::string error);
     void established();
     void apply_on_failure();

@@ -627,6 +627,7 @@ write_notes() {
     echo "- Proxies: ${joined%, }; one worker each, pinned to CPU $PROXY_CPU; backends: two nginx http servers and the load generators on CPU $LOAD_CPU."
     echo "- Workloads: wrk -t1 -c$CONNECTIONS -d${DURATION}s GET / (keep-alive; p99 from --latency); the same with 'Connection: close'; $BULK sequential curl downloads of a ${BULK_MIB} MiB file; $IDLE idle connections held."
     echo "- CPU: the proxy's utime+stime from /proc/PID/stat around each run (nginx: master + worker). RSS: VmRSS while the idle connections are held (nginx: master + worker summed). MB = 10^6 bytes."
+    echo "- Errors row: wrk socket errors and non-2xx responses, short bulk downloads, idle connections that did not reach a backend, were closed by the proxy, or whose backend side stayed open after the client closed."
     echo "- Command: \`tests/bench/compare.sh$( ((QUICK)) && echo ' --quick') --proxies $PROXIES --workloads $WORKLOADS --rounds $ROUNDS --duration $DURATION --idle $IDLE --bulk $BULK\`"
 }
 

@@ -14,6 +14,7 @@
 
 #include "harness.hpp"
 #include "net.hpp"
+#include "proxy_fixture.hpp"
 
 using namespace fulcrum::test;
 using namespace std::chrono_literals;
@@ -23,104 +24,15 @@ namespace {
 constexpr std::size_t KiB = 1024;
 constexpr std::size_t MiB = 1024 * KiB;
 
-struct ServiceSpec {
-    std::string name;
-    std::uint16_t listen;
-    std::vector<std::uint16_t> backends;
-    std::string settings;  // extra lines for the [[service]] table
-};
-
-ServiceSpec service_to(std::vector<std::uint16_t> backends, std::string settings = "",
-                       std::string name = "svc") {
-    return {std::move(name), free_port(), std::move(backends), std::move(settings)};
-}
-
-// A configuration with one worker (so round-robin order is deterministic), health checks
-// off, and the given services; backends are named b0, b1, ... in order.
-std::string config_for(const std::vector<ServiceSpec>& services, const std::string& runtime = "") {
-    std::string toml = "[log]\nlevel = \"debug\"\naccess_log = true\n[runtime]\nworkers = 1\n" +
-                       runtime + "\n";
-    for (const ServiceSpec& s : services) {
-        toml += "[[service]]\nname = \"" + s.name + "\"\nlisten = \"127.0.0.1:" +
-                std::to_string(s.listen) + "\"\n" + s.settings + "\n[service.health]\nenabled = false\n";
-        for (std::size_t i = 0; i < s.backends.size(); ++i) {
-            toml += "[[service.backend]]\nname = \"b" + std::to_string(i) +
-                    "\"\naddress = \"127.0.0.1:" + std::to_string(s.backends[i]) + "\"\n";
-        }
-    }
-    return toml;
-}
-
-Fulcrum start(const std::vector<ServiceSpec>& services, const std::string& runtime = "",
-              std::optional<rlim_t> max_files = std::nullopt) {
-    std::vector<std::uint16_t> ports;
-    for (const ServiceSpec& s : services) ports.push_back(s.listen);
-    return Fulcrum(config_for(services, runtime), ports, {}, ChildProcess::Options{max_files});
-}
-
 // A port nothing listens on: connects to it are refused.
 std::uint16_t dead_port() { return free_port(); }
-
-struct Transfer {
-    std::string sent_hash;
-    std::string received_hash;
-    std::size_t received = 0;
-};
-
-// Sends `size` bytes and reads the echo at the same time, hashing both streams.
-Transfer echo_through(std::uint16_t port, std::size_t size) {
-    Socket socket = connect_to(port, 60);
-    std::future<std::string> sent = std::async(std::launch::async, [&] {
-        Sha256 hash;
-        for (std::size_t offset = 0, i = 0; offset < size; offset += MiB, ++i) {
-            std::string chunk = pattern(std::min(MiB, size - offset), i + 7);
-            hash.update(chunk.data(), chunk.size());
-            socket.send_all(chunk);
-        }
-        socket.shutdown_write();
-        return hash.hex();
-    });
-    Transfer t;
-    Sha256 hash;
-    for (;;) {
-        std::string chunk = socket.read_some();
-        if (chunk.empty()) break;
-        t.received += chunk.size();
-        hash.update(chunk.data(), chunk.size());
-    }
-    t.sent_hash = sent.get();
-    t.received_hash = hash.hex();
-    return t;
-}
-
-// Reads one HTTP/1.1 response with a Content-Length body and returns the body.
-std::string read_http_body(const Socket& socket) {
-    std::string data;
-    std::size_t header_end;
-    while ((header_end = data.find("\r\n\r\n")) == std::string::npos) {
-        std::string chunk = socket.read_some();
-        if (chunk.empty()) throw std::runtime_error("EOF in HTTP headers: " + data);
-        data += chunk;
-    }
-    auto at = data.find("Content-Length: ");
-    if (at == std::string::npos) throw std::runtime_error("no Content-Length: " + data);
-    std::size_t length = std::stoul(data.substr(at + 16));
-    std::string body = data.substr(header_end + 4);
-    if (body.size() < length) body += socket.read_exact(length - body.size());
-    return body;
-}
-
-std::string http_get(const Socket& socket, const std::string& path) {
-    socket.send_all("GET " + path + " HTTP/1.1\r\nHost: fulcrum\r\n\r\n");
-    return read_http_body(socket);
-}
 
 }  // namespace
 
 TEST_CASE("bytes pass both ways unchanged while the echo streams back", "[datapath]") {
     EchoServer echo;
     ServiceSpec service = service_to({echo.port()});
-    Fulcrum fulcrum = start({service});
+    Fulcrum fulcrum = start_fulcrum({service});
     for (std::size_t size : {std::size_t{1}, 64 * KiB, 256 * MiB}) {
         INFO("size " << size);
         Transfer t = echo_through(service.listen, size);
@@ -134,7 +46,7 @@ TEST_CASE("HTTP: new connections alternate, keep-alive stays on one backend", "[
     DemoBackend alpha("alpha");
     DemoBackend beta("beta");
     ServiceSpec service = service_to({alpha.port(), beta.port()});
-    Fulcrum fulcrum = start({service});
+    Fulcrum fulcrum = start_fulcrum({service});
 
     std::vector<std::string> names;
     for (int i = 0; i < 4; ++i) names.push_back(http_get(connect_to(service.listen), "/"));
@@ -158,7 +70,7 @@ TEST_CASE("half-close: the client's FIN reaches the backend, the reply still arr
         s.send_all(reply);
     });
     ServiceSpec service = service_to({backend.port()});
-    Fulcrum fulcrum = start({service});
+    Fulcrum fulcrum = start_fulcrum({service});
 
     Socket client = connect_to(service.listen);
     const std::string request = pattern(1 * MiB, 4);
@@ -178,7 +90,7 @@ TEST_CASE("half-close: the backend's FIN reaches the client, the client's data s
         backend_got.set_value(s.read_to_eof());
     });
     ServiceSpec service = service_to({backend.port()});
-    Fulcrum fulcrum = start({service});
+    Fulcrum fulcrum = start_fulcrum({service});
 
     Socket client = connect_to(service.listen);
     CHECK(client.read_to_eof() == greeting);  // EOF passed on while our side stays open
@@ -199,7 +111,7 @@ TEST_CASE("a reset is passed on as a reset, both ways", "[datapath]") {
             s.reset();
         });
         ServiceSpec service = service_to({backend.port()});
-        Fulcrum fulcrum = start({service});
+        Fulcrum fulcrum = start_fulcrum({service});
         Socket client = connect_to(service.listen);
         client.send_all("hello");
         CHECK(client.read_until_closed() == ECONNRESET);
@@ -213,7 +125,7 @@ TEST_CASE("a reset is passed on as a reset, both ways", "[datapath]") {
             backend_error.set_value(s.read_until_closed());
         });
         ServiceSpec service = service_to({backend.port()});
-        Fulcrum fulcrum = start({service});
+        Fulcrum fulcrum = start_fulcrum({service});
         Socket client = connect_to(service.listen);
         client.send_all("hello");
         CHECK(client.read_exact(5) == "ready");
@@ -231,7 +143,7 @@ TEST_CASE("a slow reader holds fulcrum's memory to a bounded amount", "[datapath
         for (std::size_t i = 0; i < 256 && !stop; ++i) s.send_all(pattern(MiB, i));
     });
     ServiceSpec service = service_to({backend.port()});
-    Fulcrum fulcrum = start({service});
+    Fulcrum fulcrum = start_fulcrum({service});
     const long idle_rss = fulcrum.process().rss_kib();
 
     Socket client = connect_to(service.listen);
@@ -260,7 +172,7 @@ TEST_CASE("a slow reader holds fulcrum's memory to a bounded amount", "[datapath
 TEST_CASE("a refused backend is skipped for the next one", "[datapath]") {
     EchoServer echo;
     ServiceSpec service = service_to({dead_port(), echo.port()}, "retries = 1");
-    Fulcrum fulcrum = start({service});
+    Fulcrum fulcrum = start_fulcrum({service});
     for (int i = 0; i < 3; ++i) {
         Transfer t = echo_through(service.listen, 64 * KiB);
         CHECK(t.received_hash == t.sent_hash);
@@ -273,7 +185,7 @@ TEST_CASE("with every backend refused, on_failure does what it says", "[datapath
     ServiceSpec close_service = service_to({dead_port(), dead_port()}, "on_failure = \"close\"", "fin");
     ServiceSpec reset_service = service_to({dead_port(), dead_port()}, "on_failure = \"reset\"", "rst");
     ServiceSpec http_service = service_to({dead_port(), dead_port()}, "on_failure = \"http-502\"", "http");
-    Fulcrum fulcrum = start({close_service, reset_service, http_service});
+    Fulcrum fulcrum = start_fulcrum({close_service, reset_service, http_service});
 
     Socket fin = connect_to(close_service.listen);
     CHECK(fin.read_until_closed() == 0);
@@ -299,7 +211,7 @@ TEST_CASE("a backend killed mid-transfer ends only its own session", "[datapath]
     auto doomed = std::make_unique<DemoBackend>("doomed");
     EchoServer echo;
     ServiceSpec service = service_to({doomed->port(), echo.port()});
-    Fulcrum fulcrum = start({service});
+    Fulcrum fulcrum = start_fulcrum({service});
 
     Socket download = connect_to(service.listen);  // round-robin: the first goes to b0
     download.send_all("GET /bytes/2000000000 HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -331,7 +243,7 @@ TEST_CASE("connect_timeout fires against a backend that never accepts", "[datapa
     std::vector<Socket> fillers;
     for (int i = 0; i < 4; ++i) fillers.push_back(start_connect(local_port(stuck)));
     ServiceSpec service = service_to({local_port(stuck)}, "connect_timeout = \"300ms\"\nretries = 0");
-    Fulcrum fulcrum = start({service});
+    Fulcrum fulcrum = start_fulcrum({service});
     const auto begin = std::chrono::steady_clock::now();
     Socket client = connect_to(service.listen);
     CHECK(client.read_until_closed() == 0);
@@ -343,7 +255,7 @@ TEST_CASE("connect_timeout fires against a backend that never accepts", "[datapa
 TEST_CASE("idle_timeout closes a silent session but not a busy one", "[datapath]") {
     EchoServer echo;
     ServiceSpec service = service_to({echo.port()}, "idle_timeout = \"400ms\"");
-    Fulcrum fulcrum = start({service});
+    Fulcrum fulcrum = start_fulcrum({service});
 
     Socket busy = connect_to(service.listen);
     for (int i = 0; i < 10; ++i) {  // 1.5 s of traffic, never 400 ms apart
@@ -360,14 +272,14 @@ TEST_CASE("idle_timeout closes a silent session but not a busy one", "[datapath]
 TEST_CASE("2,000 concurrent connections each echo 64 KiB intact", "[datapath]") {
     EchoServer echo;
     ServiceSpec service = service_to({echo.port()});
-    Fulcrum fulcrum = start({service}, "max_connections = 5000");
+    Fulcrum fulcrum = start_fulcrum({service}, "max_connections = 5000");
     CHECK(run_echo_clients(service.listen, 2000, 64 * KiB, 120) == 2000);
 }
 
 TEST_CASE("max_connections refuses the connection past the limit", "[datapath]") {
     EchoServer echo;
     ServiceSpec service = service_to({echo.port()});
-    Fulcrum fulcrum = start({service}, "max_connections = 3");
+    Fulcrum fulcrum = start_fulcrum({service}, "max_connections = 3");
     std::vector<Socket> held;
     for (int i = 0; i < 3; ++i) {
         held.push_back(connect_to(service.listen));
@@ -396,7 +308,7 @@ TEST_CASE("max_connections refuses the connection past the limit", "[datapath]")
 TEST_CASE("out of descriptors: no spinning, and service comes back", "[datapath]") {
     EchoServer echo;
     ServiceSpec service = service_to({echo.port()});
-    Fulcrum fulcrum = start({service}, "", rlim_t{48});
+    Fulcrum fulcrum = start_fulcrum({service}, "", rlim_t{48});
 
     std::vector<Socket> held;
     for (int i = 0; i < 60; ++i) {

@@ -1,0 +1,190 @@
+#include "fulcrum/health.hpp"
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace fulcrum {
+
+HealthTracker::Change HealthTracker::record(bool success) {
+    if (success == up_) {
+        streak_ = 0;
+        return Change::none;
+    }
+    if (++streak_ < (up_ ? fall_ : rise_)) return Change::none;
+    up_ = !up_;
+    streak_ = 0;
+    return up_ ? Change::went_up : Change::went_down;
+}
+
+HealthTracker::Change HealthTracker::force_down() {
+    streak_ = 0;
+    if (!up_) return Change::none;
+    up_ = false;
+    return Change::went_down;
+}
+
+namespace {
+
+std::string describe(httplib::Error error) {
+    switch (error) {
+        case httplib::Error::Connection: return "connect failed (refused or unreachable)";
+        case httplib::Error::ConnectionTimeout: return "connect timeout";
+        case httplib::Error::Read: return "no response (timeout or reset)";
+        case httplib::Error::Write: return "request not sent (reset)";
+        default: return httplib::to_string(error);
+    }
+}
+
+}  // namespace
+
+ProbeResult probe_backend(const HealthConfig& health, const Address& address) {
+    const int port = health.port != 0 ? health.port : address.port();
+    httplib::Client client(address.ip(), port);
+    const auto timeout = std::chrono::duration_cast<std::chrono::microseconds>(health.timeout);
+    client.set_connection_timeout(timeout);
+    client.set_read_timeout(timeout);
+    client.set_write_timeout(timeout);
+    client.set_keep_alive(false);
+    const std::string host = !health.host.empty() ? health.host : address.numeric();
+    httplib::Result response = client.Get(health.path, {{"Host", host}});
+    if (!response) return {false, describe(response.error())};
+    const int status = response->status;
+    const bool expected = status >= health.expect_status_min && status <= health.expect_status_max;
+    return {expected, "status " + std::to_string(status)};
+}
+
+// All backends of one service that are checked, for the all_unhealthy decision.
+struct HealthChecker::ServiceGroup {
+    std::shared_ptr<const ServiceConfig> service;
+    std::vector<Target*> targets;
+};
+
+struct HealthChecker::Target {
+    Target(HealthChecker* checker, ServiceGroup* service_group, std::shared_ptr<Backend> b,
+           const HealthConfig& health)
+        : owner(checker),
+          group(service_group),
+          backend(std::move(b)),
+          tracker(health.rise, health.fall) {}
+
+    HealthChecker* owner;
+    ServiceGroup* group;
+    std::shared_ptr<Backend> backend;
+    HealthTracker tracker;
+    uv_timer_t timer{};
+    uv_work_t work{};
+    bool probing = false;
+    ProbeResult result;  // written by the pool thread, read in after_probe
+};
+
+HealthChecker::HealthChecker(uv_loop_t* loop) : loop_(loop) {}
+
+HealthChecker::~HealthChecker() = default;
+
+void HealthChecker::add_service(std::shared_ptr<const ServiceConfig> service,
+                                std::shared_ptr<const Pool> pool) {
+    if (!service->health.enabled) return;
+    auto group = std::make_unique<ServiceGroup>();
+    group->service = std::move(service);
+    const HealthConfig& health = group->service->health;
+    for (const auto& backend : pool->backends) {
+        targets_.push_back(std::make_unique<Target>(this, group.get(), backend, health));
+        Target& target = *targets_.back();
+        uv_timer_init(loop_, &target.timer);
+        target.timer.data = &target;
+        target.work.data = &target;
+        group->targets.push_back(&target);
+    }
+    groups_.push_back(std::move(group));
+}
+
+void HealthChecker::start() {
+    for (const auto& group : groups_) {
+        const auto interval = static_cast<std::uint64_t>(group->service->health.interval.count());
+        const std::size_t count = group->targets.size();
+        for (std::size_t i = 0; i < count; ++i) {
+            // Spread over the interval so probes do not all fire at once.
+            const std::uint64_t first = interval * i / count;
+            uv_timer_start(&group->targets[i]->timer, on_timer, first, interval);
+        }
+    }
+}
+
+void HealthChecker::stop() {
+    if (stopped_) return;
+    stopped_ = true;
+    for (const auto& target : targets_) {
+        uv_close(reinterpret_cast<uv_handle_t*>(&target->timer), nullptr);
+        // A probe still queued is dropped; one already running finishes within its timeout.
+        if (target->probing) uv_cancel(reinterpret_cast<uv_req_t*>(&target->work));
+    }
+}
+
+void HealthChecker::on_timer(uv_timer_t* timer) {
+    auto* target = static_cast<Target*>(timer->data);
+    if (target->probing) return;  // the previous probe is still within its timeout
+    target->probing = true;
+    if (int rc = uv_queue_work(target->owner->loop_, &target->work, run_probe, after_probe);
+        rc < 0) {
+        target->probing = false;
+        spdlog::error("health: cannot queue a probe: {}", uv_strerror(rc));
+    }
+}
+
+void HealthChecker::run_probe(uv_work_t* work) {
+    auto* target = static_cast<Target*>(work->data);
+    try {
+        target->result =
+            probe_backend(target->group->service->health, target->backend->config.address);
+    } catch (const std::exception& e) {
+        target->result = {false, e.what()};
+    }
+}
+
+void HealthChecker::after_probe(uv_work_t* work, int status) {
+    auto* target = static_cast<Target*>(work->data);
+    target->probing = false;
+    if (status < 0 || target->owner->stopped_) return;  // cancelled at shutdown
+    target->owner->apply(*target, target->result);
+}
+
+void HealthChecker::apply(Target& target, const ProbeResult& result) {
+    Backend& backend = *target.backend;
+    spdlog::debug("service {}: backend {}: probe {}: {}", target.group->service->name,
+                  backend.config.name, result.success ? "passed" : "failed", result.detail);
+    if (backend.passive_tripped.exchange(false, std::memory_order_relaxed)) {
+        // With active checks on, a passive trip lasts until the probes see it healthy.
+        transition(target, target.tracker.force_down(), "connect failures while proxying");
+    }
+    transition(target, target.tracker.record(result.success), result.detail);
+}
+
+void HealthChecker::transition(Target& target, HealthTracker::Change change,
+                               const std::string& why) {
+    if (change == HealthTracker::Change::none) return;
+    const bool up = change == HealthTracker::Change::went_up;
+    spdlog::warn("service {}: backend {} is {} (was {}): {}", target.group->service->name,
+                 target.backend->config.name, up ? "up" : "down", up ? "down" : "up", why);
+    if (up) target.backend->out_until_ms.store(0, std::memory_order_relaxed);
+    update_routing(*target.group);
+}
+
+void HealthChecker::update_routing(ServiceGroup& group) {
+    const bool all_down = std::none_of(group.targets.begin(), group.targets.end(),
+                                       [](const Target* t) { return t->tracker.up(); });
+    const bool fail_open = group.service->health.all_unhealthy == AllUnhealthy::fail_open;
+    if (all_down) {
+        spdlog::error("service {}: every backend is down; {}", group.service->name,
+                      fail_open ? "failing open: spreading over all of them"
+                                : "new connections get on_failure");
+    }
+    for (Target* t : group.targets) {
+        t->backend->healthy.store(t->tracker.up() || (all_down && fail_open),
+                                  std::memory_order_relaxed);
+    }
+}
+
+}  // namespace fulcrum

@@ -1,0 +1,94 @@
+#include "proxy_fixture.hpp"
+
+#include <future>
+#include <stdexcept>
+
+namespace fulcrum::test {
+
+namespace {
+
+constexpr std::size_t chunk_size = 1024 * 1024;
+
+// Reads one HTTP/1.1 response with a Content-Length body and returns the body.
+std::string read_http_body(const Socket& socket) {
+    std::string data;
+    std::size_t header_end;
+    while ((header_end = data.find("\r\n\r\n")) == std::string::npos) {
+        std::string chunk = socket.read_some();
+        if (chunk.empty()) throw std::runtime_error("EOF in HTTP headers: " + data);
+        data += chunk;
+    }
+    const auto at = data.find("Content-Length: ");
+    if (at == std::string::npos) throw std::runtime_error("no Content-Length: " + data);
+    const std::size_t length = std::stoul(data.substr(at + 16));
+    std::string body = data.substr(header_end + 4);
+    if (body.size() < length) body += socket.read_exact(length - body.size());
+    return body;
+}
+
+}  // namespace
+
+ServiceSpec service_to(std::vector<std::uint16_t> backends, std::string settings,
+                       std::string name) {
+    ServiceSpec spec;
+    spec.name = std::move(name);
+    spec.listen = free_port();
+    spec.backends = std::move(backends);
+    spec.settings = std::move(settings);
+    return spec;
+}
+
+std::string config_for(const std::vector<ServiceSpec>& services, const std::string& runtime) {
+    std::string toml = "[log]\nlevel = \"debug\"\naccess_log = true\n[runtime]\nworkers = 1\n" +
+                       runtime + "\n";
+    for (const ServiceSpec& s : services) {
+        toml += "[[service]]\nname = \"" + s.name + "\"\nlisten = \"127.0.0.1:" +
+                std::to_string(s.listen) + "\"\n" + s.settings + "\n[service.health]\n" +
+                s.health + "\n";
+        if (!s.passive.empty()) toml += "[service.passive]\n" + s.passive + "\n";
+        for (std::size_t i = 0; i < s.backends.size(); ++i) {
+            toml += "[[service.backend]]\nname = \"b" + std::to_string(i) +
+                    "\"\naddress = \"127.0.0.1:" + std::to_string(s.backends[i]) + "\"\n";
+        }
+    }
+    return toml;
+}
+
+Fulcrum start_fulcrum(const std::vector<ServiceSpec>& services, const std::string& runtime,
+                      std::optional<rlim_t> max_files) {
+    std::vector<std::uint16_t> ports;
+    for (const ServiceSpec& s : services) ports.push_back(s.listen);
+    return Fulcrum(config_for(services, runtime), ports, {}, ChildProcess::Options{max_files});
+}
+
+Transfer echo_through(std::uint16_t port, std::size_t size) {
+    Socket socket = connect_to(port, 60);
+    std::future<std::string> sent = std::async(std::launch::async, [&] {
+        Sha256 hash;
+        for (std::size_t offset = 0, i = 0; offset < size; offset += chunk_size, ++i) {
+            std::string chunk = pattern(std::min(chunk_size, size - offset), i + 7);
+            hash.update(chunk.data(), chunk.size());
+            socket.send_all(chunk);
+        }
+        socket.shutdown_write();
+        return hash.hex();
+    });
+    Transfer t;
+    Sha256 hash;
+    for (;;) {
+        std::string chunk = socket.read_some();
+        if (chunk.empty()) break;
+        t.received += chunk.size();
+        hash.update(chunk.data(), chunk.size());
+    }
+    t.sent_hash = sent.get();
+    t.received_hash = hash.hex();
+    return t;
+}
+
+std::string http_get(const Socket& socket, const std::string& path) {
+    socket.send_all("GET " + path + " HTTP/1.1\r\nHost: fulcrum\r\n\r\n");
+    return read_http_body(socket);
+}
+
+}  // namespace fulcrum::test
