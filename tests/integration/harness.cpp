@@ -1,5 +1,9 @@
 #include "harness.hpp"
 
+#if !defined(FULCRUM_BINARY) || !defined(DEMO_BACKEND_BINARY)
+#error "define FULCRUM_BINARY and DEMO_BACKEND_BINARY (tests/meson.build does)"
+#endif
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>

@@ -56,6 +56,10 @@ private:
 };
 
 // A child process whose stdout and stderr both go to a log file in its own TempDir.
+// It starts like it would from a shell: default signal dispositions, no blocked signals,
+// none of the test's descriptors. It runs in its own process group, and the kernel
+// kills it if the thread that started it exits (so start children from the test's own
+// thread, not from a short-lived helper thread).
 class ChildProcess {
 public:
     struct Options {

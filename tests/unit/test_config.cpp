@@ -119,6 +119,15 @@ interval = "1m30s"
 timeout = "5s"
 rise = 1
 fall = 7
+expect_status = "200-204"
+host = "db.internal"
+port = 8081
+all_unhealthy = "fail-open"
+[service.passive]
+enabled = false
+max_failures = 5
+window = "30s"
+cooldown = "2m"
 [[service.backend]]
 address = "[::1]:5432"
 name = "primary"
@@ -144,6 +153,15 @@ weight = 3
     CHECK(service.health.timeout == 5s);
     CHECK(service.health.rise == 1);
     CHECK(service.health.fall == 7);
+    CHECK(service.health.expect_status_min == 200);
+    CHECK(service.health.expect_status_max == 204);
+    CHECK(service.health.host == "db.internal");
+    CHECK(service.health.port == 8081);
+    CHECK(service.health.all_unhealthy == AllUnhealthy::fail_open);
+    CHECK_FALSE(service.passive.enabled);
+    CHECK(service.passive.max_failures == 5);
+    CHECK(service.passive.window == 30s);
+    CHECK(service.passive.cooldown == 2min);
     const BackendConfig& backend = service.backends.at(0);
     CHECK(backend.name == "primary");
     CHECK(backend.address.numeric() == "[::1]:5432");
@@ -665,6 +683,14 @@ interval = "10m"
 timeout = "9m59s999ms"
 rise = 4
 fall = 5
+expect_status = "204"
+host = "h"
+port = 65535
+all_unhealthy = "refuse"
+[service.passive]
+max_failures = 1
+window = "1ms"
+cooldown = "1h"
 [[service.backend]]
 address = "localhost:1"
 weight = 9
@@ -689,4 +715,28 @@ TEST_CASE("to_toml shows every value", "[config][to_toml]") {
     CHECK_THAT(text, Contains("[service.health]\nenabled = true\npath = \"/health\"\n"));
     CHECK_THAT(text, Contains("name = \"127.0.0.1:3001\"\naddress = \"127.0.0.1:3001\"\n"));
     CHECK_THAT(text, !Contains("listen = \"127.0.0.1:9090\""));
+}
+
+TEST_CASE("health status range, port and all_unhealthy", "[config][errors]") {
+    CHECK(errors_of(R"([[service]]
+name = "web"
+listen = "127.0.0.1:8080"
+[service.health]
+expect_status = "200-99"
+port = 70000
+all_unhealthy = "open"
+[service.passive]
+max_failures = 0
+cooldown = "0s"
+[[service.backend]]
+address = "127.0.0.1:3001"
+)") == Errors{
+           "t.toml:5:17: service[0].health.expect_status: \"200-99\" is not a status range; "
+           "write e.g. \"200-399\" or \"200\" (statuses 100-599)",
+           "t.toml:6:8: service[0].health.port: must be at most 65535",
+           "t.toml:7:17: service[0].health.all_unhealthy: unknown value \"open\"; valid "
+           "values: \"refuse\", \"fail-open\"",
+           "t.toml:9:16: service[0].passive.max_failures: must be at least 1",
+           "t.toml:10:12: service[0].passive.cooldown: must be greater than 0",
+       });
 }
