@@ -76,7 +76,7 @@ if ! $smoke; then
     cat <<'USAGE'
 
 fulcrum listens on 0.0.0.0:8080 and balances between backend-a and backend-b.
-Try, in another terminal (each request is a new connection, so the answers alternate):
+Try, in another terminal (each curl is a new connection; they spread over both backends):
 
     curl http://127.0.0.1:8080/
     curl http://127.0.0.1:8080/
