@@ -26,9 +26,17 @@ bool Backend::record_connect_failure(std::int64_t now_ms, const PassiveConfig& p
     return true;
 }
 
-Pool::Pool(const ServiceConfig& service) {
+Pool::Pool(const ServiceConfig& service, const Pool* previous) {
     backends.reserve(service.backends.size());
-    for (const auto& cfg : service.backends) backends.push_back(std::make_shared<Backend>(cfg));
+    for (const auto& cfg : service.backends) {
+        std::shared_ptr<Backend> backend;
+        if (previous != nullptr) {
+            for (const auto& old : previous->backends) {
+                if (old->config == cfg) backend = old;
+            }
+        }
+        backends.push_back(backend ? backend : std::make_shared<Backend>(cfg));
+    }
 }
 
 }  // namespace fulcrum

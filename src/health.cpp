@@ -63,20 +63,19 @@ struct HealthChecker::ServiceGroup {
 };
 
 struct HealthChecker::Target {
-    Target(HealthChecker* checker, ServiceGroup* service_group, std::shared_ptr<Backend> b,
-           const HealthConfig& health)
-        : owner(checker),
-          group(service_group),
-          backend(std::move(b)),
-          tracker(health.rise, health.fall) {}
+    Target(HealthChecker* checker, std::shared_ptr<ServiceGroup> service_group,
+           std::shared_ptr<Backend> b, HealthTracker state)
+        : owner(checker), group(std::move(service_group)), backend(std::move(b)), tracker(state) {}
 
     HealthChecker* owner;
-    ServiceGroup* group;
+    std::shared_ptr<ServiceGroup> group;
     std::shared_ptr<Backend> backend;
     HealthTracker tracker;
     uv_timer_t timer{};
     uv_work_t work{};
     bool probing = false;
+    bool retired = false;
+    bool timer_closed = false;
     ProbeResult result;  // written by the pool thread, read in after_probe
 };
 
@@ -84,43 +83,58 @@ HealthChecker::HealthChecker(uv_loop_t* loop) : loop_(loop) {}
 
 HealthChecker::~HealthChecker() = default;
 
-void HealthChecker::add_service(std::shared_ptr<const ServiceConfig> service,
-                                std::shared_ptr<const Pool> pool) {
-    if (!service->health.enabled) return;
-    auto group = std::make_unique<ServiceGroup>();
-    group->service = std::move(service);
-    const HealthConfig& health = group->service->health;
-    for (const auto& backend : pool->backends) {
-        targets_.push_back(std::make_unique<Target>(this, group.get(), backend, health));
-        Target& target = *targets_.back();
-        uv_timer_init(loop_, &target.timer);
-        target.timer.data = &target;
-        target.work.data = &target;
-        group->targets.push_back(&target);
-    }
-    groups_.push_back(std::move(group));
-}
-
-void HealthChecker::start() {
-    for (const auto& group : groups_) {
-        const auto interval = static_cast<std::uint64_t>(group->service->health.interval.count());
+void HealthChecker::configure(const std::vector<ServiceState>& services) {
+    std::vector<std::unique_ptr<Target>> previous = std::move(targets_);
+    targets_.clear();
+    for (const ServiceState& state : services) {
+        const HealthConfig& health = state.config->health;
+        if (!health.enabled) {
+            // Unchecked backends are routable (passive detection still applies).
+            for (const auto& backend : state.pool->backends) backend->healthy = true;
+            continue;
+        }
+        auto group = std::make_shared<ServiceGroup>();
+        group->service = state.config;
+        for (const auto& backend : state.pool->backends) {
+            HealthTracker tracker(health.rise, health.fall);
+            for (const auto& old : previous) {
+                if (old->backend == backend) tracker = old->tracker.with_thresholds(health);
+            }
+            targets_.push_back(std::make_unique<Target>(this, group, backend, tracker));
+            Target& target = *targets_.back();
+            uv_timer_init(loop_, &target.timer);
+            target.timer.data = &target;
+            target.work.data = &target;
+            group->targets.push_back(&target);
+        }
+        update_routing(*group);
+        const auto interval = static_cast<std::uint64_t>(health.interval.count());
         const std::size_t count = group->targets.size();
         for (std::size_t i = 0; i < count; ++i) {
             // Spread over the interval so probes do not all fire at once.
-            const std::uint64_t first = interval * i / count;
-            uv_timer_start(&group->targets[i]->timer, on_timer, first, interval);
+            uv_timer_start(&group->targets[i]->timer, on_timer, interval * i / count, interval);
         }
+    }
+    for (auto& target : previous) {
+        target->retired = true;
+        uv_close(reinterpret_cast<uv_handle_t*>(&target->timer), on_timer_closed);
+        // A probe still queued is dropped; one already running finishes within its timeout.
+        if (target->probing) uv_cancel(reinterpret_cast<uv_req_t*>(&target->work));
+        retired_.push_back(std::move(target));
     }
 }
 
-void HealthChecker::stop() {
-    if (stopped_) return;
-    stopped_ = true;
-    for (const auto& target : targets_) {
-        uv_close(reinterpret_cast<uv_handle_t*>(&target->timer), nullptr);
-        // A probe still queued is dropped; one already running finishes within its timeout.
-        if (target->probing) uv_cancel(reinterpret_cast<uv_req_t*>(&target->work));
-    }
+void HealthChecker::stop() { configure({}); }
+
+void HealthChecker::on_timer_closed(uv_handle_t* handle) {
+    auto* target = static_cast<Target*>(handle->data);
+    target->timer_closed = true;
+    target->owner->release_if_done(target);
+}
+
+void HealthChecker::release_if_done(Target* target) {
+    if (!target->timer_closed || target->probing) return;
+    std::erase_if(retired_, [target](const auto& t) { return t.get() == target; });
 }
 
 void HealthChecker::on_timer(uv_timer_t* timer) {
@@ -147,8 +161,11 @@ void HealthChecker::run_probe(uv_work_t* work) {
 void HealthChecker::after_probe(uv_work_t* work, int status) {
     auto* target = static_cast<Target*>(work->data);
     target->probing = false;
-    if (status < 0 || target->owner->stopped_) return;  // cancelled at shutdown
-    target->owner->apply(*target, target->result);
+    if (target->retired) {
+        target->owner->release_if_done(target);
+        return;
+    }
+    if (status == 0) target->owner->apply(*target, target->result);
 }
 
 void HealthChecker::apply(Target& target, const ProbeResult& result) {

@@ -21,14 +21,16 @@ constexpr int accept_batch = 64;
 // How long accepting pauses when descriptors run out, unless a session frees one first.
 constexpr std::uint64_t accept_pause_ms = 100;
 
-// A listening socket with SO_REUSEPORT, made by hand: libuv 1.44 has no flag for it.
-int open_listening_socket(const Address& address, const std::string& service) {
+}  // namespace
+
+ListeningSocket open_listening_socket(const Address& address, const std::string& service) {
     auto fail = [&](int fd, const char* step) {
         int err = errno;
         if (fd >= 0) ::close(fd);
         throw std::runtime_error("service " + service + ": cannot listen on " + address.text +
                                  ": " + step + ": " + std::strerror(err));
     };
+    // Made by hand: libuv 1.44 has no flag for SO_REUSEPORT.
     int fd = ::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) fail(fd, "socket");
     int one = 1;
@@ -41,25 +43,27 @@ int open_listening_socket(const Address& address, const std::string& service) {
     }
     if (::bind(fd, address.sockaddr_ptr(), address.length()) < 0) fail(fd, "bind");
     if (::listen(fd, listen_backlog) < 0) fail(fd, "listen");
-    return fd;
+    ListeningSocket socket{fd, address};
+    socklen_t len = sizeof socket.bound.storage;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&socket.bound.storage), &len);
+    return socket;
 }
 
-}  // namespace
-
 Listener::Listener(Worker& worker, std::shared_ptr<const ServiceConfig> service,
-                   std::shared_ptr<const Pool> pool, const Address& bind_address)
-    : worker_(worker),
-      service_(std::move(service)),
-      pool_(std::move(pool)),
-      strategy_(make_strategy(service_->strategy, pool_)),
-      bound_(bind_address) {
-    fd_ = open_listening_socket(bind_address, service_->name);
-    socklen_t len = sizeof bound_.storage;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&bound_.storage), &len);
+                   std::shared_ptr<const Pool> pool, ListeningSocket socket)
+    : worker_(worker), bound_(std::move(socket.bound)), fd_(socket.fd) {
+    update(std::move(service), std::move(pool));
 }
 
 Listener::~Listener() {
     if (fd_ >= 0) ::close(fd_);
+}
+
+void Listener::update(std::shared_ptr<const ServiceConfig> service,
+                      std::shared_ptr<const Pool> pool) {
+    service_ = std::move(service);
+    pool_ = std::move(pool);
+    strategy_ = make_strategy(service_->strategy, pool_);
 }
 
 void Listener::start() {
@@ -81,10 +85,20 @@ void Listener::close() {
     if (!handles_open_) return;
     handles_open_ = false;
     // uv_close stops the poll at once, so the socket can be closed right after.
-    uv_close(reinterpret_cast<uv_handle_t*>(&poll_), nullptr);
-    uv_close(reinterpret_cast<uv_handle_t*>(&resume_timer_), nullptr);
+    closing_handles_ = 2;
+    uv_close(reinterpret_cast<uv_handle_t*>(&poll_), on_closed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&resume_timer_), on_closed);
     ::close(fd_);
     fd_ = -1;
+}
+
+void Listener::on_closed(uv_handle_t* handle) {
+    auto* self = static_cast<Listener*>(handle->data);
+    if (--self->closing_handles_ == 0) self->worker_.collect_retired();
+}
+
+bool Listener::finished() const {
+    return !handles_open_ && closing_handles_ == 0 && sessions_ == 0;
 }
 
 void Listener::on_readable(uv_poll_t* poll, int status, int) {

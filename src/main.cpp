@@ -57,7 +57,9 @@ int main(int argc, char** argv) {
 
     fulcrum::configure_logging(config.log.level);
     try {
-        return fulcrum::Server(std::make_shared<const fulcrum::Config>(std::move(config))).run();
+        return fulcrum::Server(std::make_shared<const fulcrum::Config>(std::move(config)),
+                               config_path)
+            .run();
     } catch (const std::exception& e) {
         spdlog::critical("{}", e.what());
         return exit_config_error;

@@ -1,20 +1,18 @@
 #include "fulcrum/server.hpp"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
-#include <uv.h>
 
 #include <algorithm>
-#include <atomic>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <stdexcept>
-#include <string>
 #include <thread>
-#include <vector>
+#include <unistd.h>
 
 #include "fulcrum/backend.hpp"
-#include "fulcrum/health.hpp"
-#include "fulcrum/worker.hpp"
+#include "fulcrum/listener.hpp"
 
 namespace fulcrum {
 
@@ -29,6 +27,20 @@ unsigned worker_count(const RuntimeConfig& runtime) {
     return std::max(1u, std::thread::hardware_concurrency());
 }
 
+// Probes block a pool thread for up to their timeout: give each checked backend a
+// thread (bounded), so a hanging backend never delays the probes of the others. libuv
+// reads the variable when the pool is first used; an operator's own setting wins.
+void size_probe_pool(const Config& config) {
+    std::size_t checked = 0;
+    for (const ServiceConfig& service : config.services) {
+        if (service.health.enabled) checked += service.backends.size();
+    }
+    constexpr std::size_t min_threads = 4;
+    constexpr std::size_t max_threads = 128;
+    const std::size_t threads = std::clamp(checked, min_threads, max_threads);
+    setenv("UV_THREADPOOL_SIZE", std::to_string(threads).c_str(), /*overwrite=*/0);
+}
+
 // Keys the configuration accepts before this version acts on them: say so rather than
 // let an operator believe they are in force.
 void warn_unimplemented(const Config& config) {
@@ -37,114 +49,224 @@ void warn_unimplemented(const Config& config) {
     }
 }
 
-// Probes block a pool thread for up to their timeout: give each checked backend a
-// thread (bounded), so a hanging backend never delays the probes of the others. libuv
-// reads the variable when the pool is first used; an operator's own setting wins.
-void size_probe_pool(std::size_t checked_backends) {
-    constexpr std::size_t min_threads = 4;
-    constexpr std::size_t max_threads = 128;
-    const std::size_t threads = std::clamp(checked_backends, min_threads, max_threads);
-    setenv("UV_THREADPOOL_SIZE", std::to_string(threads).c_str(), /*overwrite=*/0);
+// What a reload changes in one service's backends, e.g. "+b2 -b0 ~b1".
+std::string backend_changes(const ServiceConfig& before, const ServiceConfig& after) {
+    std::vector<std::string> changes;
+    auto find = [](const ServiceConfig& s, const std::string& name) {
+        return std::find_if(s.backends.begin(), s.backends.end(),
+                            [&](const BackendConfig& b) { return b.name == name; });
+    };
+    for (const BackendConfig& b : after.backends) {
+        const auto old = find(before, b.name);
+        if (old == before.backends.end()) {
+            changes.push_back("+" + b.name);
+        } else if (!(*old == b)) {
+            changes.push_back("~" + b.name);
+        }
+    }
+    for (const BackendConfig& b : before.backends) {
+        if (find(after, b.name) == after.backends.end()) changes.push_back("-" + b.name);
+    }
+    return fmt::format("{}", fmt::join(changes, " "));
 }
-
-// State of the main loop, reached from libuv callbacks through handle->data.
-struct MainLoop {
-    uv_loop_t loop{};
-    uv_signal_t sigint{};
-    uv_signal_t sigterm{};
-    uv_async_t worker_stopped{};
-    std::vector<std::unique_ptr<Worker>>* workers = nullptr;
-    HealthChecker* health = nullptr;
-    std::atomic<std::size_t> stopped{0};
-    bool stopping = false;
-
-    static void on_signal(uv_signal_t* handle, int signum) {
-        auto* self = static_cast<MainLoop*>(handle->data);
-        if (self->stopping) {
-            spdlog::warn("second {}: exiting now", strsignal(signum));
-            std::_Exit(1);
-        }
-        self->stopping = true;
-        spdlog::info("{}: closing listeners, letting open sessions finish", strsignal(signum));
-        self->health->stop();
-        for (auto& worker : *self->workers) worker->request_stop();
-    }
-
-    static void on_worker_stopped(uv_async_t* handle) {
-        auto* self = static_cast<MainLoop*>(handle->data);
-        if (self->stopped.load() < self->workers->size()) return;
-        for (auto* h : {reinterpret_cast<uv_handle_t*>(&self->sigint),
-                        reinterpret_cast<uv_handle_t*>(&self->sigterm),
-                        reinterpret_cast<uv_handle_t*>(&self->worker_stopped)}) {
-            uv_close(h, nullptr);
-        }
-    }
-};
 
 }  // namespace
 
-Server::Server(std::shared_ptr<const Config> config) : config_(std::move(config)) {}
+Server::Server(std::shared_ptr<const Config> config, std::string config_path)
+    : config_(std::move(config)), config_path_(std::move(config_path)) {
+    check(uv_loop_init(&loop_), "uv_loop_init");
+    health_ = std::make_unique<HealthChecker>(&loop_);
+}
+
+Server::~Server() {
+    workers_.clear();  // joins the threads
+    health_.reset();
+    if (int rc = uv_loop_close(&loop_); rc < 0) {
+        spdlog::error("main loop still has handles at exit: {}", uv_strerror(rc));
+    }
+}
 
 int Server::run() {
     std::signal(SIGPIPE, SIG_IGN);  // a peer that went away is an error code, not a signal
+    size_probe_pool(*config_);
 
-    MainLoop main;
-    check(uv_loop_init(&main.loop), "uv_loop_init");
-    std::vector<std::unique_ptr<Worker>> workers;
-    main.workers = &workers;
-    check(uv_async_init(&main.loop, &main.worker_stopped, MainLoop::on_worker_stopped),
-          "uv_async_init");
-    main.worker_stopped.data = &main;
-
-    HealthChecker health(&main.loop);
-    main.health = &health;
-    std::atomic<std::size_t> open_sessions{0};
+    check(uv_async_init(&loop_, &worker_stopped_, on_worker_stopped), "uv_async_init");
+    worker_stopped_.data = this;
     const unsigned count = worker_count(config_->runtime);
     try {
         for (unsigned i = 0; i < count; ++i) {
-            workers.push_back(std::make_unique<Worker>(i, config_, open_sessions, [&main] {
-                main.stopped.fetch_add(1);
-                uv_async_send(&main.worker_stopped);
+            workers_.push_back(std::make_unique<Worker>(i, config_, open_sessions_, [this] {
+                stopped_workers_.fetch_add(1);
+                uv_async_send(&worker_stopped_);
             }));
         }
-        for (const ServiceConfig& service_config : config_->services) {
-            auto service = std::make_shared<const ServiceConfig>(service_config);
-            auto pool = std::make_shared<const Pool>(service_config);
-            Address address = service->listen;
-            for (auto& worker : workers) {
-                // With port 0 the first worker's bound port is shared by the others.
-                address = worker->listen(service, pool, address);
+        apply(config_);
+    } catch (...) {
+        health_->stop();
+        workers_.clear();
+        uv_close(reinterpret_cast<uv_handle_t*>(&worker_stopped_), nullptr);
+        uv_run(&loop_, UV_RUN_DEFAULT);
+        throw;
+    }
+    warn_unimplemented(*config_);
+
+    for (auto* signal : {&sigint_, &sigterm_, &sighup_}) {
+        check(uv_signal_init(&loop_, signal), "uv_signal_init");
+        signal->data = this;
+    }
+    check(uv_signal_start(&sigint_, on_signal, SIGINT), "uv_signal_start");
+    check(uv_signal_start(&sigterm_, on_signal, SIGTERM), "uv_signal_start");
+    check(uv_signal_start(&sighup_, on_signal, SIGHUP), "uv_signal_start");
+    for (auto& worker : workers_) worker->start();
+    spdlog::info("fulcrum {} running with {} worker{} (pid {})", FULCRUM_VERSION, count,
+                 count == 1 ? "" : "s", getpid());
+
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    workers_.clear();  // joins the threads
+    spdlog::info("all sessions finished; exiting");
+    return 0;
+}
+
+std::string Server::apply(std::shared_ptr<const Config> next) {
+    struct Change {
+        ServiceState state;
+        std::vector<ListeningSocket> sockets;  // one per worker when the listener is new
+    };
+    std::vector<Change> changes;
+    std::vector<std::string> summary;
+    try {
+        for (const ServiceConfig& service : next->services) {
+            const auto old = services_.find(service.name);
+            const bool kept = old != services_.end() &&
+                              old->second.config->listen.text == service.listen.text &&
+                              old->second.config->listen.numeric() == service.listen.numeric();
+            Change change;
+            change.state.config = std::make_shared<const ServiceConfig>(service);
+            change.state.pool = std::make_shared<const Pool>(
+                service, old != services_.end() ? old->second.pool.get() : nullptr);
+            if (!kept) {
+                Address address = service.listen;
+                for (std::size_t i = 0; i < workers_.size(); ++i) {
+                    change.sockets.push_back(open_listening_socket(address, service.name));
+                    // With port 0 the first worker's port is shared by the others.
+                    address = change.sockets.back().bound;
+                }
+                spdlog::info("service {} listening on {} ({} backends, {})", service.name,
+                             address.numeric(), service.backends.size(),
+                             to_string(service.strategy));
+                summary.push_back(fmt::format("service {} added", service.name));
+            } else if (!(*old->second.config == service)) {
+                const std::string backends = backend_changes(*old->second.config, service);
+                summary.push_back(fmt::format("service {} changed{}{}", service.name,
+                                              backends.empty() ? "" : ": backends ", backends));
             }
-            health.add_service(service, pool);
-            spdlog::info("service {} listening on {} ({} backends, {})", service->name,
-                         address.numeric(), pool->backends.size(), to_string(service->strategy));
+            changes.push_back(std::move(change));
         }
     } catch (...) {
-        health.stop();
-        workers.clear();
-        uv_close(reinterpret_cast<uv_handle_t*>(&main.worker_stopped), nullptr);
-        uv_run(&main.loop, UV_RUN_DEFAULT);
-        uv_loop_close(&main.loop);
+        for (Change& change : changes) {
+            for (const ListeningSocket& socket : change.sockets) ::close(socket.fd);
+        }
         throw;
     }
 
-    warn_unimplemented(*config_);
-    for (auto* signal : {&main.sigint, &main.sigterm}) {
-        check(uv_signal_init(&main.loop, signal), "uv_signal_init");
-        signal->data = &main;
+    std::vector<std::string> retired;
+    for (const auto& [name, state] : services_) {
+        const bool still_there = std::any_of(changes.begin(), changes.end(), [&](const Change& c) {
+            return c.state.config->name == name && c.sockets.empty();
+        });
+        if (!still_there) retired.push_back(name);
+        if (std::none_of(next->services.begin(), next->services.end(),
+                         [&](const ServiceConfig& s) { return s.name == name; })) {
+            summary.push_back(fmt::format("service {} removed", name));
+        }
     }
-    check(uv_signal_start(&main.sigint, MainLoop::on_signal, SIGINT), "uv_signal_start");
-    check(uv_signal_start(&main.sigterm, MainLoop::on_signal, SIGTERM), "uv_signal_start");
-    size_probe_pool(health.target_count());
-    health.start();
-    for (auto& worker : workers) worker->start();
-    spdlog::info("fulcrum running with {} worker{}", count, count == 1 ? "" : "s");
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+        std::vector<std::pair<ServiceState, std::optional<ListeningSocket>>> work;
+        for (const Change& change : changes) {
+            std::optional<ListeningSocket> socket;
+            if (!change.sockets.empty()) socket = change.sockets[i];
+            work.emplace_back(change.state, socket);
+        }
+        Worker* worker = workers_[i].get();
+        worker->post([worker, next, retired, work = std::move(work)] {
+            worker->set_config(next);
+            for (const std::string& name : retired) worker->retire_service(name);
+            for (const auto& [state, socket] : work) {
+                if (!socket) {
+                    worker->update_service(state.config, state.pool);
+                    continue;
+                }
+                try {
+                    worker->listen(state.config, state.pool, *socket);
+                } catch (const std::exception& e) {
+                    spdlog::error("{}", e.what());
+                }
+            }
+        });
+    }
 
-    uv_run(&main.loop, UV_RUN_DEFAULT);
-    workers.clear();  // joins the threads
-    check(uv_loop_close(&main.loop), "uv_loop_close");
-    spdlog::info("all sessions finished; exiting");
-    return 0;
+    std::vector<ServiceState> states;
+    services_.clear();
+    for (const Change& change : changes) {
+        services_[change.state.config->name] = change.state;
+        states.push_back(change.state);
+    }
+    health_->configure(states);
+    config_ = std::move(next);
+    return summary.empty() ? "no changes" : fmt::format("{}", fmt::join(summary, "; "));
+}
+
+void Server::reload() {
+    if (config_path_.empty()) {
+        spdlog::warn("SIGHUP: running the embedded default, there is no file to reload");
+        return;
+    }
+    std::shared_ptr<const Config> next;
+    try {
+        next = std::make_shared<const Config>(load_config_file(config_path_));
+        if (next->runtime.workers != config_->runtime.workers) {
+            spdlog::warn("reload: runtime.workers changes take effect at the next start");
+        }
+        spdlog::default_logger()->set_level(spdlog::level::from_str(next->log.level));
+        spdlog::info("reloaded {}: {}", config_path_, apply(next));
+    } catch (const ConfigError& e) {
+        for (const std::string& line : e.errors()) spdlog::error("reload: {}", line);
+        spdlog::error("reload rejected: still running the previous configuration");
+    } catch (const std::exception& e) {
+        spdlog::error("reload: {}", e.what());
+        spdlog::error("reload rejected: still running the previous configuration");
+    }
+}
+
+void Server::stop() {
+    stopping_ = true;
+    health_->stop();
+    for (auto& worker : workers_) worker->request_stop();
+}
+
+void Server::on_signal(uv_signal_t* handle, int signum) {
+    auto* self = static_cast<Server*>(handle->data);
+    if (signum == SIGHUP) {
+        if (!self->stopping_) self->reload();
+        return;
+    }
+    if (self->stopping_) {
+        spdlog::warn("second {}: exiting now", strsignal(signum));
+        std::_Exit(1);
+    }
+    spdlog::info("{}: closing listeners, letting open sessions finish", strsignal(signum));
+    self->stop();
+}
+
+void Server::on_worker_stopped(uv_async_t* handle) {
+    auto* self = static_cast<Server*>(handle->data);
+    if (self->stopped_workers_.load() < self->workers_.size()) return;
+    for (auto* h : {reinterpret_cast<uv_handle_t*>(&self->sigint_),
+                    reinterpret_cast<uv_handle_t*>(&self->sigterm_),
+                    reinterpret_cast<uv_handle_t*>(&self->sighup_),
+                    reinterpret_cast<uv_handle_t*>(&self->worker_stopped_)}) {
+        uv_close(h, nullptr);
+    }
 }
 
 }  // namespace fulcrum

@@ -61,6 +61,7 @@ Session::Session(Listener& listener)
     open_handles_ = 2;
     started_ms_ = last_activity_ms_ = uv_now(loop);
     listener_.worker().add(this);
+    listener_.session_opened();
 }
 
 Session* Session::of(const void* handle_or_req) {
@@ -381,10 +382,11 @@ void Session::destroy() {
                      backend_choice_ != nullptr ? backend_choice_->config.name : "-",
                      upstream_.bytes, downstream_.bytes, now - started_ms_, to_string(end_));
     }
-    listener_.worker().remove(this);
     // A session that held a backend connection frees two descriptors: enough to resume
     // accepting early after running out (a failed one would just fail again).
     if (backend_choice_ != nullptr) listener_.resume_accepting();
+    listener_.session_closed();
+    listener_.worker().remove(this);  // may free a retired listener: last use of listener_
     delete this;
 }
 

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -49,12 +50,46 @@ Worker::~Worker() {
     }
 }
 
-const Address& Worker::listen(std::shared_ptr<const ServiceConfig> service,
-                              std::shared_ptr<const Pool> pool, const Address& bind_address) {
+void Worker::listen(std::shared_ptr<const ServiceConfig> service,
+                    std::shared_ptr<const Pool> pool, ListeningSocket socket) {
     listeners_.push_back(
-        std::make_unique<Listener>(*this, std::move(service), std::move(pool), bind_address));
+        std::make_unique<Listener>(*this, std::move(service), std::move(pool), socket));
     listeners_.back()->start();
-    return listeners_.back()->bound_address();
+}
+
+Listener* Worker::find_listener(const std::string& name) {
+    for (auto& listener : listeners_) {
+        if (listener->service().name == name) return listener.get();
+    }
+    return nullptr;
+}
+
+void Worker::update_service(std::shared_ptr<const ServiceConfig> service,
+                            std::shared_ptr<const Pool> pool) {
+    if (Listener* listener = find_listener(service->name)) {
+        listener->update(std::move(service), std::move(pool));
+    }
+}
+
+void Worker::retire_service(const std::string& name) {
+    auto it = std::find_if(listeners_.begin(), listeners_.end(),
+                           [&](const auto& l) { return l->service().name == name; });
+    if (it == listeners_.end()) return;
+    (*it)->close();
+    retired_.push_back(std::move(*it));
+    listeners_.erase(it);
+}
+
+void Worker::collect_retired() {
+    std::erase_if(retired_, [](const auto& listener) { return listener->finished(); });
+}
+
+void Worker::post(std::function<void()> task) {
+    {
+        std::lock_guard lock(inbox_mutex_);
+        inbox_.push_back(std::move(task));
+    }
+    uv_async_send(&async_);
 }
 
 void Worker::start() {
@@ -65,14 +100,22 @@ void Worker::start() {
 }
 
 void Worker::request_stop() {
-    if (!stop_requested_.exchange(true)) uv_async_send(&async_);
+    if (!stop_requested_.exchange(true)) post([this] { begin_stop(); });
 }
 
 void Worker::join() {
     if (thread_.joinable()) thread_.join();
 }
 
-void Worker::on_async(uv_async_t* async) { static_cast<Worker*>(async->data)->begin_stop(); }
+void Worker::on_async(uv_async_t* async) {
+    auto* self = static_cast<Worker*>(async->data);
+    std::vector<std::function<void()>> tasks;
+    {
+        std::lock_guard lock(self->inbox_mutex_);
+        tasks.swap(self->inbox_);
+    }
+    for (auto& task : tasks) task();
+}
 
 void Worker::begin_stop() {
     stopping_ = true;
@@ -132,6 +175,7 @@ void Worker::remove(Session* session) {
     if (sessions_ == session) sessions_ = session->next;
     --session_count_;
     open_sessions_.fetch_sub(1, std::memory_order_relaxed);
+    if (!retired_.empty()) collect_retired();
     end_loop_if_idle();
 }
 

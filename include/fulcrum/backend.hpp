@@ -46,7 +46,9 @@ private:
 // The backends of one service: an immutable snapshot; a reload builds a new one and
 // sessions keep the one they started with.
 struct Pool {
-    explicit Pool(const ServiceConfig& service);
+    // Reuses the backends of `previous` whose configuration is unchanged, so that they
+    // keep their health state and active counts across a reload.
+    explicit Pool(const ServiceConfig& service, const Pool* previous = nullptr);
     std::vector<std::shared_ptr<Backend>> backends;
 };
 

@@ -25,6 +25,12 @@ public:
     // Passive detection saw it fail: down now, back after `rise` successes.
     Change force_down();
     bool up() const { return up_; }
+    // The same state under a reloaded configuration's rise and fall.
+    HealthTracker with_thresholds(const HealthConfig& health) const {
+        HealthTracker t(health.rise, health.fall);
+        t.up_ = up_;
+        return t;
+    }
 
 private:
     int rise_;
@@ -42,6 +48,12 @@ struct ProbeResult {
 // One blocking probe with hard connect/read/write timeouts (runs on a pool thread).
 ProbeResult probe_backend(const HealthConfig& health, const Address& address);
 
+// A service's configuration and the backend pool it routes to.
+struct ServiceState {
+    std::shared_ptr<const ServiceConfig> config;
+    std::shared_ptr<const Pool> pool;
+};
+
 class HealthChecker {
 public:
     explicit HealthChecker(uv_loop_t* loop);
@@ -49,11 +61,11 @@ public:
     HealthChecker(const HealthChecker&) = delete;
     HealthChecker& operator=(const HealthChecker&) = delete;
 
-    // Checks every backend of `service` when its health checks are enabled.
-    void add_service(std::shared_ptr<const ServiceConfig> service, std::shared_ptr<const Pool> pool);
+    // Checks every backend of these services that have health checks enabled, replacing
+    // what was checked before. A backend kept from before keeps its health state. Probes
+    // are spread over each service's interval.
+    void configure(const std::vector<ServiceState>& services);
     std::size_t target_count() const { return targets_.size(); }
-    // Starts the timers, spreading each service's probes over its interval.
-    void start();
     // Stops probing; probes in flight finish on their own and their results are dropped.
     void stop();
 
@@ -61,16 +73,18 @@ private:
     struct Target;
     struct ServiceGroup;
     static void on_timer(uv_timer_t* timer);
+    static void on_timer_closed(uv_handle_t* handle);
     static void run_probe(uv_work_t* work);
     static void after_probe(uv_work_t* work, int status);
     void apply(Target& target, const ProbeResult& result);
     void transition(Target& target, HealthTracker::Change change, const std::string& why);
     static void update_routing(ServiceGroup& group);
+    // Frees a retired target once its timer is closed and no probe of it is in flight.
+    void release_if_done(Target* target);
 
     uv_loop_t* loop_;
-    std::vector<std::unique_ptr<ServiceGroup>> groups_;
     std::vector<std::unique_ptr<Target>> targets_;
-    bool stopped_ = false;
+    std::vector<std::unique_ptr<Target>> retired_;
 };
 
 }  // namespace fulcrum

@@ -7,7 +7,9 @@
 
 #include <uv.h>
 
+#include <cstddef>
 #include <memory>
+#include <string>
 
 #include "fulcrum/address.hpp"
 #include "fulcrum/backend.hpp"
@@ -18,11 +20,20 @@ namespace fulcrum {
 
 class Worker;
 
+// A bound, listening socket (SO_REUSEPORT) not yet handed to a loop.
+struct ListeningSocket {
+    int fd;
+    Address bound;  // the address actually bound (the real port when 0 was asked for)
+};
+
+// Throws std::runtime_error naming the service, the address and the failing step.
+ListeningSocket open_listening_socket(const Address& address, const std::string& service);
+
 class Listener {
 public:
-    // Binds and listens at once; throws std::runtime_error naming the address on failure.
+    // Takes over `socket`; start() begins accepting on the worker's loop.
     Listener(Worker& worker, std::shared_ptr<const ServiceConfig> service,
-             std::shared_ptr<const Pool> pool, const Address& bind_address);
+             std::shared_ptr<const Pool> pool, ListeningSocket socket);
     ~Listener();
     Listener(const Listener&) = delete;
     Listener& operator=(const Listener&) = delete;
@@ -31,8 +42,16 @@ public:
     const ServiceConfig& service() const { return *service_; }
     const std::shared_ptr<const Pool>& pool() const { return pool_; }
     Strategy& strategy() { return *strategy_; }
-    // The address actually bound (the real port when the configured one was 0).
     const Address& bound_address() const { return bound_; }
+
+    // A reload: new connections use this configuration and pool; live sessions keep the
+    // backends they have.
+    void update(std::shared_ptr<const ServiceConfig> service, std::shared_ptr<const Pool> pool);
+    // Sessions accepted here and still open: a closed listener is freed after the last.
+    void session_opened() { ++sessions_; }
+    void session_closed() { --sessions_; }
+    // Closed, its handles' close callbacks run, and no session left.
+    bool finished() const;
 
     // Starts accepting on the worker's loop. Throws on failure, with the handles already
     // closing (the worker's loop finishes that).
@@ -47,6 +66,7 @@ public:
 private:
     static void on_readable(uv_poll_t* poll, int status, int events);
     static void on_resume(uv_timer_t* timer);
+    static void on_closed(uv_handle_t* handle);
     void accept_pending();
 
     Worker& worker_;
@@ -54,11 +74,13 @@ private:
     std::shared_ptr<const Pool> pool_;
     std::unique_ptr<Strategy> strategy_;
     Address bound_;
-    int fd_ = -1;  // the listening socket, owned here
+    int fd_;  // the listening socket, owned here
     uv_poll_t poll_{};
     uv_timer_t resume_timer_{};
     bool handles_open_ = false;
     bool paused_ = false;
+    int closing_handles_ = 0;
+    std::size_t sessions_ = 0;
 };
 
 }  // namespace fulcrum

@@ -1,22 +1,56 @@
 #pragma once
 // Wires fulcrum together: one backend pool per service, the worker threads with their
-// listeners, and the main loop that handles signals and waits for the workers to stop.
+// listeners, health checks, and the main loop that handles signals: SIGINT/SIGTERM drain
+// and exit, SIGHUP reloads the configuration file.
 
+#include <uv.h>
+
+#include <atomic>
+#include <map>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "fulcrum/config.hpp"
+#include "fulcrum/health.hpp"
+#include "fulcrum/worker.hpp"
 
 namespace fulcrum {
 
 class Server {
 public:
-    explicit Server(std::shared_ptr<const Config> config);
+    // `config_path` is re-read on SIGHUP; empty for the embedded default.
+    Server(std::shared_ptr<const Config> config, std::string config_path);
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
     // Binds every listener (throws std::runtime_error naming what failed), serves until
     // SIGINT or SIGTERM and the drain that follows, and returns the exit status.
     int run();
 
 private:
+    static void on_signal(uv_signal_t* handle, int signum);
+    static void on_worker_stopped(uv_async_t* handle);
+    // Moves to `next`: opens the listeners it adds (all or nothing: throws when one
+    // cannot bind), then hands the workers their changes. Returns a summary of them.
+    std::string apply(std::shared_ptr<const Config> next);
+    void reload();
+    void stop();
+
     std::shared_ptr<const Config> config_;
+    std::string config_path_;
+    uv_loop_t loop_{};
+    uv_signal_t sigint_{};
+    uv_signal_t sigterm_{};
+    uv_signal_t sighup_{};
+    uv_async_t worker_stopped_{};
+    std::atomic<std::size_t> stopped_workers_{0};
+    std::atomic<std::size_t> open_sessions_{0};
+    bool stopping_ = false;
+    std::map<std::string, ServiceState> services_;  // by name
+    std::unique_ptr<HealthChecker> health_;
+    std::vector<std::unique_ptr<Worker>> workers_;
 };
 
 }  // namespace fulcrum

@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -25,21 +27,31 @@ public:
     // only what its peer could not take at once.
     static constexpr std::size_t scratch_size = 64 * 1024;
 
-    // Creates the loop; listeners are added with listen() before start().
+    // Creates the loop; add listeners with listen() before start(), or through post().
     Worker(unsigned id, std::shared_ptr<const Config> config,
            std::atomic<std::size_t>& open_sessions, std::function<void()> on_stopped);
     ~Worker();
     Worker(const Worker&) = delete;
     Worker& operator=(const Worker&) = delete;
 
-    // Binds the service's listener on this worker; returns the bound address.
-    const Address& listen(std::shared_ptr<const ServiceConfig> service,
-                          std::shared_ptr<const Pool> pool, const Address& bind_address);
     void start();
+    // Thread-safe: runs `task` on this worker's loop thread, soon.
+    void post(std::function<void()> task);
     // Thread-safe: stop accepting, let sessions finish, force-close them after
     // runtime.shutdown_timeout, then end the loop (on_stopped runs on this thread).
     void request_stop();
     void join();
+
+    // On the worker's thread (or before start()): the listeners of a (re)configuration.
+    void listen(std::shared_ptr<const ServiceConfig> service, std::shared_ptr<const Pool> pool,
+                ListeningSocket socket);
+    void update_service(std::shared_ptr<const ServiceConfig> service,
+                        std::shared_ptr<const Pool> pool);
+    // Stops accepting for `name`; its sessions run to their end.
+    void retire_service(const std::string& name);
+    void set_config(std::shared_ptr<const Config> config) { config_ = std::move(config); }
+    // Frees retired listeners that are closed and have no session left.
+    void collect_retired();
 
     uv_loop_t* loop() { return &loop_; }
     const Config& config() const { return *config_; }
@@ -57,6 +69,7 @@ public:
 
 private:
     static void on_async(uv_async_t* async);
+    Listener* find_listener(const std::string& name);
     static void on_shutdown_timeout(uv_timer_t* timer);
     void begin_stop();
     void end_loop_if_idle();
@@ -68,9 +81,12 @@ private:
     uv_loop_t loop_{};
     uv_async_t async_{};
     uv_timer_t shutdown_timer_{};
+    std::mutex inbox_mutex_;
+    std::vector<std::function<void()>> inbox_;  // tasks posted from other threads
     std::atomic<bool> stop_requested_{false};
     bool stopping_ = false;
     std::vector<std::unique_ptr<Listener>> listeners_;
+    std::vector<std::unique_ptr<Listener>> retired_;  // closed, waiting for their sessions
     std::unique_ptr<char[]> scratch_;
     std::vector<std::unique_ptr<char[]>> spare_blocks_;
     Session* sessions_ = nullptr;  // head of the intrusive list of live sessions
