@@ -3,9 +3,13 @@
 #include <signal.h>
 
 #include <catch2/catch.hpp>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <set>
 #include <string>
+#include <thread>
+#include <utility>
 
 #include "harness.hpp"
 #include "net.hpp"
@@ -23,6 +27,48 @@ bool refused(std::uint16_t port) {
     int error = 0;
     Socket s = try_connect(port, error);
     return !s && error == ECONNREFUSED;
+}
+
+// A backend that greets each connection with its name and a newline, then echoes.
+class NamedEcho {
+public:
+    explicit NamedEcho(std::string name)
+        : server_([name = std::move(name)](Socket s) {
+              s.send_all(name + "\n");
+              for (std::string chunk; !(chunk = s.read_some()).empty();) s.send_all(chunk);
+          }) {}
+    std::uint16_t port() const { return server_.port(); }
+
+private:
+    ScriptedServer server_;
+};
+
+// Connects through fulcrum and returns the connection with the name of its backend.
+std::pair<Socket, std::string> connect_named(std::uint16_t port) {
+    Socket s = connect_to(port);
+    std::string name;
+    for (char c = 0; (c = s.read_exact(1)[0]) != '\n';) name += c;
+    return {std::move(s), name};
+}
+
+// Rewrites the file and sends SIGHUP; returns once fulcrum has logged the outcome
+// (the `reloads`-th "reloaded" or "reload rejected" line).
+void reload(Fulcrum& fulcrum, const std::string& config, std::size_t reloads) {
+    fulcrum.write_config(config);
+    fulcrum.process().send_signal(SIGHUP);
+    REQUIRE(poll_until(
+        [&] {
+            const std::string log = fulcrum.process().output();
+            std::size_t seen = 0;
+            for (const char* outcome : {"reloaded ", "reload rejected"}) {
+                for (auto at = log.find(outcome); at != std::string::npos;
+                     at = log.find(outcome, at + 1)) {
+                    ++seen;
+                }
+            }
+            return seen >= reloads;
+        },
+        10s));
 }
 
 }  // namespace
@@ -86,4 +132,117 @@ TEST_CASE("a second signal exits at once", "[lifecycle]") {
     fulcrum.process().send_signal(SIGINT);
     CHECK(fulcrum.process().wait_exit(5s).has_value());
     CHECK(fulcrum.process().output().find("second") != std::string::npos);
+}
+
+TEST_CASE("SIGHUP adding a backend: new connections reach it", "[lifecycle][reload]") {
+    NamedEcho a("a");
+    NamedEcho b("b");
+    ServiceSpec service = service_to({a.port()});
+    Fulcrum fulcrum = start_fulcrum({service});
+    CHECK(connect_named(service.listen).second == "a");
+
+    service.backends.push_back(b.port());
+    reload(fulcrum, config_for({service}), 1);
+    CHECK(fulcrum.process().output().find("service svc changed: backends +b1") !=
+          std::string::npos);
+    std::set<std::string> names;
+    for (int i = 0; i < 4; ++i) names.insert(connect_named(service.listen).second);
+    CHECK(names == std::set<std::string>{"a", "b"});
+}
+
+TEST_CASE("SIGHUP removing a backend: its session completes, new ones avoid it",
+          "[lifecycle][reload]") {
+    NamedEcho a("a");
+    NamedEcho b("b");
+    ServiceSpec service = service_to({a.port(), b.port()});
+    Fulcrum fulcrum = start_fulcrum({service});
+    auto [in_flight, name] = connect_named(service.listen);
+    REQUIRE(name == "a");
+
+    service.backends = {b.port()};
+    reload(fulcrum, config_for({service}), 1);
+    for (int i = 0; i < 4; ++i) CHECK(connect_named(service.listen).second == "b");
+
+    const std::string data = pattern(4 * MiB, 9);
+    in_flight.send_all(data);
+    CHECK(in_flight.read_exact(data.size()) == data);
+}
+
+TEST_CASE("SIGHUP with an invalid file keeps the running configuration", "[lifecycle][reload]") {
+    NamedEcho a("a");
+    ServiceSpec service = service_to({a.port()});
+    Fulcrum fulcrum = start_fulcrum({service});
+    reload(fulcrum, "[[service]]\nname = \"svc\"\nlistn = \"x\"\n", 1);
+    const std::string log = fulcrum.process().output();
+    INFO(log);
+    CHECK(log.find("fulcrum.toml:3:9: service[0].listn: unknown key; did you mean 'listen'?") !=
+          std::string::npos);
+    CHECK(log.find("reload rejected: still running the previous configuration") !=
+          std::string::npos);
+    CHECK(connect_named(service.listen).second == "a");
+}
+
+TEST_CASE("SIGHUP adding and removing services opens and closes their listeners",
+          "[lifecycle][reload]") {
+    NamedEcho a("a");
+    ServiceSpec first = service_to({a.port()}, "", "first");
+    ServiceSpec second = service_to({a.port()}, "", "second");
+    Fulcrum fulcrum = start_fulcrum({first});
+    CHECK(refused(second.listen));
+
+    reload(fulcrum, config_for({first, second}), 1);
+    CHECK(connect_named(second.listen).second == "a");
+
+    reload(fulcrum, config_for({second}), 2);
+    CHECK(poll_until([&] { return refused(first.listen); }, 5s));
+    CHECK(connect_named(second.listen).second == "a");
+}
+
+TEST_CASE("20 reloads under a connect loop: no refused connect, no reset",
+          "[lifecycle][reload]") {
+    NamedEcho a("a");
+    NamedEcho b("b");
+    ServiceSpec service = service_to({a.port(), b.port()});
+    Fulcrum fulcrum = start_fulcrum({service});
+
+    std::atomic<bool> done{false};
+    std::atomic<int> served{0};
+    std::atomic<int> failed{0};
+    std::thread client([&] {
+        while (!done) {
+            try {
+                auto [socket, name] = connect_named(service.listen);
+                socket.send_all("ping");
+                if (socket.read_exact(4) == "ping") ++served;
+            } catch (const std::exception&) {
+                ++failed;
+            }
+        }
+    });
+    for (std::size_t i = 1; i <= 20; ++i) {
+        // Alternate weights so every reload really changes the pool.
+        ServiceSpec changed = service;
+        changed.settings = i % 2 == 0 ? "strategy = \"round-robin\"" : "retries = 1";
+        reload(fulcrum, config_for({changed}), i);
+    }
+    done = true;
+    client.join();
+    CHECK(failed.load() == 0);
+    CHECK(served.load() > 20);
+}
+
+TEST_CASE("50 reloads leak no descriptor", "[lifecycle][reload]") {
+    NamedEcho a("a");
+    ServiceSpec kept = service_to({a.port()}, "", "kept");
+    ServiceSpec toggled = service_to({a.port()}, "", "toggled");
+    Fulcrum fulcrum = start_fulcrum({kept});
+    const int before = fulcrum.process().fd_count();
+    for (std::size_t i = 1; i <= 50; ++i) {
+        reload(fulcrum, config_for(i % 2 == 1 ? std::vector{kept, toggled} : std::vector{kept}), i);
+    }
+    // The last reload removed "toggled": wait until its listener is gone.
+    CHECK(poll_until([&] { return refused(toggled.listen); }, 5s));
+    CHECK(poll_until([&] { return fulcrum.process().fd_count() == before; }, 5s));
+    CHECK(fulcrum.process().fd_count() == before);
+    CHECK(connect_named(kept.listen).second == "a");
 }
