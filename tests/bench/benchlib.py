@@ -238,8 +238,9 @@ METRICS = [
     ("cl_cpu_pct", "proxy CPU use, new connections (% of its core)", 0),
     ("bulk_mbps", "bulk throughput (MB/s)", 0),
     ("bulk_cpu_ms_per_mb", "CPU per MB of bulk (ms)", 3),
+    ("idle_base_rss_mib", "RSS before the first idle run (MiB)", 1),
     ("idle_rss_mib", "RSS holding {idle} idle connections (MiB)", 1),
-    ("idle_kib_per_conn", "RSS growth per idle connection (KiB)", 2),
+    ("idle_kib_per_conn", "RSS per idle connection over that (KiB)", 2),
 ]
 ERROR_METRICS = ["ka_errors", "cl_errors", "bulk_errors", "idle_errors"]
 

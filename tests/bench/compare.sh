@@ -26,7 +26,8 @@
 #   --quick  ~1 s per workload, 1 round, 500 idle connections, 3 bulk downloads: for CI,
 #            to keep the harness working (no figure is asserted).
 # Environment: FULCRUM=path/to/binary, or BUILD_DIR (default: build-bench, configured
-#   with -Dbuildtype=release; with --quick: build). PROXY_CPU (1), LOAD_CPU (0).
+#   with -Dbuildtype=release; with --quick: build). PROXY_CPU (1), LOAD_CPU (0),
+#   WRK_CONNECTIONS (64).
 # Exit status: 0 when every run completed (whatever the figures), 1 when the harness
 #   could not do its job (a tool missing, a proxy that did not start or died, a run that
 #   completed no request), 2 for a usage error.
@@ -48,7 +49,7 @@ BULK=""
 OUT="$HERE/results.md"
 RAW=""
 KEEP=0
-CONNECTIONS=64            # wrk -c
+CONNECTIONS=${WRK_CONNECTIONS:-64}  # wrk -c
 BULK_MIB=64
 
 usage() { sed -n '2,/^$/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
@@ -403,7 +404,7 @@ alive() {
     [[ $1 != nginx ]] || [[ $(pgrep -P "${MAIN_PID[nginx]}" | awk 'NR == 1') == "${pids[1]}" ]]
 }
 
-declare -A DEAD=()
+declare -A DEAD=() IDLE_BASE_KIB=()
 fail() {  # fail PROXY MESSAGE: the harness could not measure this proxy any more
     FAILURES+=("$1: $2")
     log "FAILURE $1: $2"
@@ -514,8 +515,12 @@ workload_idle() {  # IDLE idle connections held through the proxy: its RSS
     local errors=$((IDLE - ${r[held_backend]:-0} + ${r[closed_by_proxy]:-0} + ${r[connect_failed]:-0} + ${r[leftover]:-0}))
     ((errors >= 0)) || errors=0
     if ((${r[held_backend]:-0} <= 0)); then fail "$proxy" "idle run: no connection reached a backend"; return; fi
+    # Growth is taken from the RSS before this proxy's first idle run: allocators and
+    # HAProxy's pools keep memory after the connections close, so later runs start high.
+    : "${IDLE_BASE_KIB[$proxy]:=${r[rss_before_kib]}}"
     record "$round" "$proxy" idle_rss_mib "$(calc 'k/1024' k="${r[rss_kib]}")"
-    record "$round" "$proxy" idle_kib_per_conn "$(calc '(a-b)/n' a="${r[rss_kib]}" b="${r[rss_before_kib]}" n="${r[held_backend]}")"
+    record "$round" "$proxy" idle_base_rss_mib "$(calc 'k/1024' k="${IDLE_BASE_KIB[$proxy]}")"
+    record "$round" "$proxy" idle_kib_per_conn "$(calc '(a-b)/n' a="${r[rss_kib]}" b="${IDLE_BASE_KIB[$proxy]}" n="${r[held_backend]}")"
     record "$round" "$proxy" idle_errors "$errors"
     log "  idle        $proxy: ${r[held_backend]}/$IDLE held, RSS $(round1 "$(calc 'k/1024' k="${r[rss_kib]}")") MiB" \
         "(before $(round1 "$(calc 'k/1024' k="${r[rss_before_kib]}")") MiB), closed by proxy ${r[closed_by_proxy]}," \
