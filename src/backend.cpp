@@ -26,17 +26,40 @@ bool Backend::record_connect_failure(std::int64_t now_ms, const PassiveConfig& p
     return true;
 }
 
-Pool::Pool(const ServiceConfig& service, const Pool* previous) {
+void Backend::record_check(CheckRecord check) {
+    std::lock_guard lock(check_mutex_);
+    last_check_ = std::move(check);
+}
+
+std::optional<CheckRecord> Backend::last_check() const {
+    std::lock_guard lock(check_mutex_);
+    return last_check_;
+}
+
+Pool::Pool(const ServiceConfig& service, const Pool* previous, std::size_t workers) {
     backends.reserve(service.backends.size());
     for (const auto& cfg : service.backends) {
         std::shared_ptr<Backend> backend;
+        bool was_drained = false;
         if (previous != nullptr) {
             for (const auto& old : previous->backends) {
                 if (old->config == cfg) backend = old;
+                if (old->config.name == cfg.name) was_drained = old->drained.load();
             }
         }
-        backends.push_back(backend ? backend : std::make_shared<Backend>(cfg));
+        if (!backend) {
+            backend = std::make_shared<Backend>(cfg, workers);
+            backend->drained.store(was_drained);
+        }
+        backends.push_back(std::move(backend));
     }
+}
+
+Backend* Pool::find(std::string_view name) const {
+    for (const auto& backend : backends) {
+        if (backend->config.name == name) return backend.get();
+    }
+    return nullptr;
 }
 
 }  // namespace fulcrum

@@ -6,15 +6,15 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 #include <iterator>
 #include <limits>
 #include <map>
 #include <set>
-#include <tuple>
 #include <sstream>
 #include <system_error>
+#include <tuple>
 #include <utility>
 
 #include <fmt/format.h>
@@ -70,13 +70,13 @@ std::string_view name_of(const std::array<Choice<Enum>, N>& choices, Enum value)
 
 // A value that cannot be used; the message follows "FILE:LINE:COL: KEYPATH: ".
 class Invalid : public std::runtime_error {
-  public:
+public:
     using std::runtime_error::runtime_error;
 };
 
 // Every error of one file, reported together in file order.
 class Errors {
-  public:
+public:
     void add(const Value& at, std::string_view path, std::string_view message) {
         const toml::source_location where = at.location();
         entries_.push_back({where.line(), where.column(),
@@ -106,7 +106,7 @@ class Errors {
         throw ConfigError(std::move(lines));
     }
 
-  private:
+private:
     struct Entry {
         std::uint_least32_t line;
         std::uint_least32_t column;
@@ -302,9 +302,10 @@ std::pair<int, int> to_status_range(const Value& value) {
     if (fields == 1) high = low;
     const bool well_formed = fields == 1 || (fields == 3 && dash == '-');
     if (!well_formed || low < 100 || high > 599 || low > high) {
-        throw Invalid(fmt::format("\"{}\" is not a status range; write e.g. \"200-399\" or "
-                                  "\"200\" (statuses 100-599)",
-                                  text));
+        throw Invalid(
+            fmt::format("\"{}\" is not a status range; write e.g. \"200-399\" or "
+                        "\"200\" (statuses 100-599)",
+                        text));
     }
     return {low, high};
 }
@@ -330,6 +331,17 @@ std::string to_http_path(const Value& value) {
     return path;
 }
 
+// A secret sent as "Authorization: Bearer <token>": visible ASCII, so that it fits an HTTP
+// header as written.
+std::string to_bearer_token(const Value& value) {
+    std::string token = to_name(value);
+    if (std::any_of(token.begin(), token.end(),
+                    [](unsigned char c) { return c <= ' ' || c >= 0x7f; })) {
+        throw Invalid("must be visible ASCII characters only (no spaces or control characters)");
+    }
+    return token;
+}
+
 // ---------------------------------------------------------------------------------------
 // Reading tables
 
@@ -339,7 +351,7 @@ enum class Outcome { absent, invalid, valid };
 // One TOML table being read. It remembers which keys were asked for, so that whatever
 // is left can be reported as unknown, with the nearest known key as a suggestion.
 class Section {
-  public:
+public:
     Section(Errors& errors, const Value& table, std::string path)
         : errors_(errors), table_(table), path_(std::move(path)) {}
 
@@ -430,7 +442,7 @@ class Section {
         }
     }
 
-  private:
+private:
     std::string unknown_key_message(std::string_view key) const {
         const std::string* nearest = nullptr;
         std::size_t nearest_distance = std::numeric_limits<std::size_t>::max();
@@ -469,6 +481,11 @@ void claim(Owners& owners, const std::string& value, std::string_view what, Sect
 void read_log(Section& section, LogConfig& log) {
     section.read("level", log.level, one_of(log_levels));
     section.read("access_log", log.access_log, to_bool);
+}
+
+void read_admin(Section& section, AdminConfig& admin) {
+    section.read("listen", admin.listen, to_address);
+    section.read("token", admin.token, to_bearer_token);
 }
 
 void read_runtime(Section& section, RuntimeConfig& runtime) {
@@ -547,8 +564,7 @@ ServiceConfig read_service(Section& section) {
 
 void read_config(Section& root, Config& config) {
     root.table("log", [&](Section& section) { read_log(section, config.log); });
-    root.table("admin",
-               [&](Section& section) { section.read("listen", config.admin.listen, to_address); });
+    root.table("admin", [&](Section& section) { read_admin(section, config.admin); });
     root.table("runtime", [&](Section& section) { read_runtime(section, config.runtime); });
 
     // Listen addresses compared in numeric form, so "localhost:80" meets "127.0.0.1:80".
@@ -718,6 +734,7 @@ std::string to_toml(const Config& config) {
     out += "\n[admin]\n";
     if (config.admin.listen) {
         line("listen", toml_string(config.admin.listen->text));
+        if (!config.admin.token.empty()) line("token", toml_string(config.admin.token));
     } else {
         out += "# listen is not set: the admin endpoint is off.\n";
     }

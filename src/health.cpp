@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 #include <stdexcept>
 
 namespace fulcrum {
@@ -30,11 +31,16 @@ namespace {
 
 std::string describe(httplib::Error error) {
     switch (error) {
-        case httplib::Error::Connection: return "connect failed (refused or unreachable)";
-        case httplib::Error::ConnectionTimeout: return "connect timeout";
-        case httplib::Error::Read: return "no response (timeout or reset)";
-        case httplib::Error::Write: return "request not sent (reset)";
-        default: return httplib::to_string(error);
+        case httplib::Error::Connection:
+            return "connect failed (refused or unreachable)";
+        case httplib::Error::ConnectionTimeout:
+            return "connect timeout";
+        case httplib::Error::Read:
+            return "no response (timeout or reset)";
+        case httplib::Error::Write:
+            return "request not sent (reset)";
+        default:
+            return httplib::to_string(error);
     }
 }
 
@@ -76,7 +82,8 @@ struct HealthChecker::Target {
     bool probing = false;
     bool retired = false;
     bool timer_closed = false;
-    ProbeResult result;  // written by the pool thread, read in after_probe
+    ProbeResult result;                           // written by the pool thread, read in after_probe
+    std::chrono::microseconds probe_duration{0};  // likewise
 };
 
 HealthChecker::HealthChecker(uv_loop_t* loop) : loop_(loop) {}
@@ -124,7 +131,9 @@ void HealthChecker::configure(const std::vector<ServiceState>& services) {
     }
 }
 
-void HealthChecker::stop() { configure({}); }
+void HealthChecker::stop() {
+    configure({});
+}
 
 void HealthChecker::on_timer_closed(uv_handle_t* handle) {
     auto* target = static_cast<Target*>(handle->data);
@@ -150,12 +159,15 @@ void HealthChecker::on_timer(uv_timer_t* timer) {
 
 void HealthChecker::run_probe(uv_work_t* work) {
     auto* target = static_cast<Target*>(work->data);
+    const auto start = std::chrono::steady_clock::now();
     try {
         target->result =
             probe_backend(target->group->service->health, target->backend->config.address);
     } catch (const std::exception& e) {
         target->result = {false, e.what()};
     }
+    target->probe_duration = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now() - start);
 }
 
 void HealthChecker::after_probe(uv_work_t* work, int status) {
@@ -170,6 +182,9 @@ void HealthChecker::after_probe(uv_work_t* work, int status) {
 
 void HealthChecker::apply(Target& target, const ProbeResult& result) {
     Backend& backend = *target.backend;
+    backend.check_duration.observe(target.probe_duration);
+    backend.record_check(
+        {result.success, result.detail, std::chrono::system_clock::now(), target.probe_duration});
     spdlog::debug("service {}: backend {}: probe {}: {}", target.group->service->name,
                   backend.config.name, result.success ? "passed" : "failed", result.detail);
     if (backend.passive_tripped.exchange(false, std::memory_order_relaxed)) {

@@ -49,21 +49,18 @@ ListeningSocket open_listening_socket(const Address& address, const std::string&
     return socket;
 }
 
-Listener::Listener(Worker& worker, std::shared_ptr<const ServiceConfig> service,
-                   std::shared_ptr<const Pool> pool, ListeningSocket socket)
-    : worker_(worker), bound_(std::move(socket.bound)), fd_(socket.fd) {
-    update(std::move(service), std::move(pool));
+Listener::Listener(Worker& worker, ServiceState service, ListeningSocket socket)
+    : worker_(worker), worker_id_(worker.id()), bound_(std::move(socket.bound)), fd_(socket.fd) {
+    update(std::move(service));
 }
 
 Listener::~Listener() {
     if (fd_ >= 0) ::close(fd_);
 }
 
-void Listener::update(std::shared_ptr<const ServiceConfig> service,
-                      std::shared_ptr<const Pool> pool) {
+void Listener::update(ServiceState service) {
     service_ = std::move(service);
-    pool_ = std::move(pool);
-    strategy_ = make_strategy(service_->strategy, pool_);
+    strategy_ = make_strategy(service_.config->strategy, service_.pool);
 }
 
 void Listener::start() {
@@ -76,7 +73,7 @@ void Listener::start() {
     }
     if (rc < 0) {
         close();
-        throw std::runtime_error("service " + service_->name + ": cannot listen on " +
+        throw std::runtime_error("service " + service_.config->name + ": cannot listen on " +
                                  bound_.text + ": " + uv_strerror(rc));
     }
 }
@@ -104,7 +101,7 @@ bool Listener::finished() const {
 void Listener::on_readable(uv_poll_t* poll, int status, int) {
     auto* self = static_cast<Listener*>(poll->data);
     if (status < 0) {
-        spdlog::error("service {}: listening socket: {}", self->service_->name,
+        spdlog::error("service {}: listening socket: {}", self->service_.config->name,
                       uv_strerror(status));
         return;
     }
@@ -120,7 +117,7 @@ void Listener::accept_pending() {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 pause_accepting(-errno);
             } else if (errno != EAGAIN) {
-                spdlog::warn("service {}: accept: {}", service_->name, std::strerror(errno));
+                spdlog::warn("service {}: accept: {}", service_.config->name, std::strerror(errno));
             }
             return;
         }
@@ -132,19 +129,21 @@ void Listener::pause_accepting(int error) {
     if (paused_ || !handles_open_) return;
     paused_ = true;
     spdlog::warn("service {}: out of descriptors ({}): accepting paused until some free up",
-                 service_->name, uv_err_name(error));
+                 service_.config->name, uv_err_name(error));
     uv_poll_stop(&poll_);
     uv_timer_start(&resume_timer_, on_resume, accept_pause_ms, 0);
 }
 
-void Listener::on_resume(uv_timer_t* timer) { static_cast<Listener*>(timer->data)->resume_accepting(); }
+void Listener::on_resume(uv_timer_t* timer) {
+    static_cast<Listener*>(timer->data)->resume_accepting();
+}
 
 void Listener::resume_accepting() {
     if (!paused_ || !handles_open_) return;
     paused_ = false;
     uv_timer_stop(&resume_timer_);
     uv_poll_start(&poll_, UV_READABLE, on_readable);
-    spdlog::info("service {}: accepting again", service_->name);
+    spdlog::info("service {}: accepting again", service_.config->name);
 }
 
 }  // namespace fulcrum

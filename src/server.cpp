@@ -1,5 +1,9 @@
 #include "fulcrum/server.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -9,8 +13,8 @@
 #include <cstring>
 #include <stdexcept>
 #include <thread>
-#include <unistd.h>
 
+#include "fulcrum/admin.hpp"
 #include "fulcrum/backend.hpp"
 #include "fulcrum/listener.hpp"
 
@@ -41,12 +45,29 @@ void size_probe_pool(const Config& config) {
     setenv("UV_THREADPOOL_SIZE", std::to_string(threads).c_str(), /*overwrite=*/0);
 }
 
-// Keys the configuration accepts before this version acts on them: say so rather than
-// let an operator believe they are in force.
-void warn_unimplemented(const Config& config) {
-    if (config.admin.listen) {
-        spdlog::warn("admin.listen is set, but this version serves no admin endpoint yet");
+bool is_loopback(const Address& address) {
+    if (address.family() == AF_INET) {
+        const auto* v4 = reinterpret_cast<const sockaddr_in*>(&address.storage);
+        return (ntohl(v4->sin_addr.s_addr) >> 24) == 127;
     }
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&address.storage);
+    return address.family() == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr);
+}
+
+// Binds the admin endpoint when admin.listen is set (throws when it cannot).
+std::unique_ptr<AdminServer> open_admin(const AdminConfig& admin, const AdminState& state) {
+    if (!admin.listen) return nullptr;
+    auto server = std::make_unique<AdminServer>(*admin.listen, state);
+    spdlog::info("admin endpoint on http://{}/ (/metrics, /status, /healthz){}",
+                 server->bound_address().numeric(),
+                 admin.token.empty() ? "" : "; bearer token required");
+    if (admin.token.empty() && !is_loopback(*admin.listen)) {
+        spdlog::warn(
+            "admin endpoint on {} without admin.token: whoever reaches it can drain "
+            "backends; set admin.token or listen on 127.0.0.1",
+            admin.listen->text);
+    }
+    return server;
 }
 
 // What a reload changes in one service's backends, e.g. "+b2 -b0 ~b1".
@@ -73,12 +94,15 @@ std::string backend_changes(const ServiceConfig& before, const ServiceConfig& af
 }  // namespace
 
 Server::Server(std::shared_ptr<const Config> config, std::string config_path)
-    : config_(std::move(config)), config_path_(std::move(config_path)) {
+    : config_(std::move(config)),
+      config_path_(std::move(config_path)),
+      admin_state_(worker_count(config_->runtime), open_sessions_) {
     check(uv_loop_init(&loop_), "uv_loop_init");
     health_ = std::make_unique<HealthChecker>(&loop_);
 }
 
 Server::~Server() {
+    admin_.reset();    // joins its thread
     workers_.clear();  // joins the threads
     health_.reset();
     if (int rc = uv_loop_close(&loop_); rc < 0) {
@@ -101,15 +125,15 @@ int Server::run() {
             }));
         }
         apply(config_);
+        admin_ = open_admin(config_->admin, admin_state_);
     } catch (...) {
+        admin_.reset();
         health_->stop();
         workers_.clear();
         uv_close(reinterpret_cast<uv_handle_t*>(&worker_stopped_), nullptr);
         uv_run(&loop_, UV_RUN_DEFAULT);
         throw;
     }
-    warn_unimplemented(*config_);
-
     for (auto* signal : {&sigint_, &sigterm_, &sighup_}) {
         check(uv_signal_init(&loop_, signal), "uv_signal_init");
         signal->data = this;
@@ -118,10 +142,12 @@ int Server::run() {
     check(uv_signal_start(&sigterm_, on_signal, SIGTERM), "uv_signal_start");
     check(uv_signal_start(&sighup_, on_signal, SIGHUP), "uv_signal_start");
     for (auto& worker : workers_) worker->start();
+    if (admin_) admin_->start();
     spdlog::info("fulcrum {} running with {} worker{} (pid {})", FULCRUM_VERSION, count,
                  count == 1 ? "" : "s", getpid());
 
     uv_run(&loop_, UV_RUN_DEFAULT);
+    admin_.reset();    // stops it and joins its thread
     workers_.clear();  // joins the threads
     spdlog::info("all sessions finished; exiting");
     return 0;
@@ -143,7 +169,12 @@ std::string Server::apply(std::shared_ptr<const Config> next) {
             Change change;
             change.state.config = std::make_shared<const ServiceConfig>(service);
             change.state.pool = std::make_shared<const Pool>(
-                service, old != services_.end() ? old->second.pool.get() : nullptr);
+                service, old != services_.end() ? old->second.pool.get() : nullptr,
+                workers_.size());
+            // A service keeps its counters for as long as its name stays configured.
+            change.state.counters = old != services_.end()
+                                        ? old->second.counters
+                                        : std::make_shared<ServiceCounters>(workers_.size());
             if (!kept) {
                 Address address = service.listen;
                 for (std::size_t i = 0; i < workers_.size(); ++i) {
@@ -193,11 +224,11 @@ std::string Server::apply(std::shared_ptr<const Config> next) {
             for (const std::string& name : retired) worker->retire_service(name);
             for (const auto& [state, socket] : work) {
                 if (!socket) {
-                    worker->update_service(state.config, state.pool);
+                    worker->update_service(state);
                     continue;
                 }
                 try {
-                    worker->listen(state.config, state.pool, *socket);
+                    worker->listen(state, *socket);
                 } catch (const std::exception& e) {
                     spdlog::error("{}", e.what());
                 }
@@ -212,6 +243,7 @@ std::string Server::apply(std::shared_ptr<const Config> next) {
         states.push_back(change.state);
     }
     health_->configure(states);
+    admin_state_.publish(next, std::move(states));
     config_ = std::move(next);
     return summary.empty() ? "no changes" : fmt::format("{}", fmt::join(summary, "; "));
 }
@@ -227,19 +259,25 @@ void Server::reload() {
         if (next->runtime.workers != config_->runtime.workers) {
             spdlog::warn("reload: runtime.workers changes take effect at the next start");
         }
+        if (next->admin.listen != config_->admin.listen) {
+            spdlog::warn("reload: admin.listen changes take effect at the next start");
+        }
         spdlog::default_logger()->set_level(spdlog::level::from_str(next->log.level));
         spdlog::info("reloaded {}: {}", config_path_, apply(next));
+        admin_state_.count_reload(true);
+        return;
     } catch (const ConfigError& e) {
         for (const std::string& line : e.errors()) spdlog::error("reload: {}", line);
-        spdlog::error("reload rejected: still running the previous configuration");
     } catch (const std::exception& e) {
         spdlog::error("reload: {}", e.what());
-        spdlog::error("reload rejected: still running the previous configuration");
     }
+    spdlog::error("reload rejected: still running the previous configuration");
+    admin_state_.count_reload(false);
 }
 
 void Server::stop() {
     stopping_ = true;
+    admin_state_.begin_shutdown();  // /healthz answers 503 from now on
     health_->stop();
     for (auto& worker : workers_) worker->request_stop();
 }

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 
 #include "fulcrum/address.hpp"
@@ -30,21 +31,28 @@ constexpr std::uint64_t drain_timeout_ms = 2000;
 
 std::string_view to_string(SessionEnd end) {
     switch (end) {
-        case SessionEnd::client_fin: return "client-fin";
-        case SessionEnd::backend_fin: return "backend-fin";
-        case SessionEnd::client_reset: return "client-reset";
-        case SessionEnd::backend_reset: return "backend-reset";
-        case SessionEnd::idle_timeout: return "idle-timeout";
-        case SessionEnd::connect_failed: return "connect-failed";
-        case SessionEnd::refused: return "refused";
-        case SessionEnd::shutdown: return "shutdown";
+        case SessionEnd::client_fin:
+            return "client-fin";
+        case SessionEnd::backend_fin:
+            return "backend-fin";
+        case SessionEnd::client_reset:
+            return "client-reset";
+        case SessionEnd::backend_reset:
+            return "backend-reset";
+        case SessionEnd::idle_timeout:
+            return "idle-timeout";
+        case SessionEnd::connect_failed:
+            return "connect-failed";
+        case SessionEnd::refused:
+            return "refused";
+        case SessionEnd::shutdown:
+            return "shutdown";
     }
     return "unknown";
 }
 
 Session::Session(Listener& listener)
     : listener_(listener),
-      pool_(listener.pool()),
       upstream_(&client_, &backend_),
       downstream_(&backend_, &client_) {
     uv_loop_t* loop = listener_.worker().loop();
@@ -80,25 +88,33 @@ void Session::start(int client_fd) {
     int len = sizeof client_addr_;
     uv_tcp_getpeername(&client_, reinterpret_cast<sockaddr*>(&client_addr_), &len);
     if (!listener_.worker().admit()) {
+        listener_.traffic().refused.add();
         close(SessionEnd::refused);
         return;
     }
+    listener_.traffic().accepted.add();
     connect_next();
 }
 
-void Session::abort(SessionEnd why) { close(why); }
+void Session::abort(SessionEnd why) {
+    close(why);
+}
 
 void Session::connect_next() {
     const ServiceConfig& service = listener_.service();
     Backend* backend = nullptr;
     if (tried_.size() <= static_cast<std::size_t>(service.retries)) {
-        backend = listener_.strategy().pick(reinterpret_cast<const sockaddr*>(&client_addr_),
-                                            tried_);
+        backend =
+            listener_.strategy().pick(reinterpret_cast<const sockaddr*>(&client_addr_), tried_);
     }
     if (backend == nullptr) {
         apply_on_failure();
         return;
     }
+    if (!tried_.empty()) traffic_of(*backend).retries.add();
+    // The pool the strategy picked from, which a reload may have replaced since the
+    // session started: holding it keeps `backend` alive as long as the session uses it.
+    pool_ = listener_.pool();
     tried_.push_back(backend);
     backend_choice_ = backend;
     backend->active.fetch_add(1, std::memory_order_relaxed);
@@ -134,7 +150,7 @@ void Session::on_connect(uv_connect_t* req, int status) {
 
 void Session::count_backend_failure() {
     Backend& backend = *backend_choice_;
-    backend.connect_failures.fetch_add(1, std::memory_order_relaxed);
+    traffic_of(backend).connect_failures.add();
     const ServiceConfig& service = listener_.service();
     if (service.passive.enabled &&
         backend.record_connect_failure(steady_now_ms(), service.passive)) {
@@ -159,6 +175,7 @@ void Session::attempt_failed(std::string error) {
 
 void Session::established() {
     state_ = State::established;
+    traffic_of(*backend_choice_).connections.add();
     uv_tcp_nodelay(&client_, 1);
     uv_tcp_nodelay(&backend_, 1);
     last_activity_ms_ = uv_now(listener_.worker().loop());
@@ -182,6 +199,7 @@ void Session::apply_on_failure() {
                  attempt_errors_.empty() ? "none eligible" : attempt_errors_,
                  to_string(service.on_failure));
     state_ = State::failing;
+    listener_.traffic().no_backend[static_cast<std::size_t>(service.on_failure)].add();
     if (service.on_failure == OnFailure::reset) {
         close(SessionEnd::connect_failed, &client_);
         return;
@@ -212,7 +230,7 @@ void Session::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
     switch (s->state_) {
         case State::established:
             s->read(stream == reinterpret_cast<uv_stream_t*>(&s->client_) ? s->upstream_
-                                                                           : s->downstream_,
+                                                                          : s->downstream_,
                     nread, buf);
             return;
         case State::failing:
@@ -228,6 +246,10 @@ void Session::read(Direction& d, ssize_t nread, const uv_buf_t* buf) {
     if (nread > 0) {
         last_activity_ms_ = uv_now(listener_.worker().loop());
         d.bytes += static_cast<std::uint64_t>(nread);
+        // One relaxed store per read, in this worker's own slot.
+        BackendTraffic& traffic = traffic_of(*backend_choice_);
+        (&d == &upstream_ ? traffic.bytes_sent : traffic.bytes_received)
+            .add(static_cast<std::uint64_t>(nread));
         auto* sink = reinterpret_cast<uv_stream_t*>(d.sink);
         uv_buf_t chunk = uv_buf_init(buf->base, static_cast<unsigned>(nread));
         int written = uv_try_write(sink, &chunk, 1);
@@ -318,7 +340,8 @@ void Session::on_timer(uv_timer_t* timer) {
             return;
         case State::established: {
             // Reads only stamp last_activity_ms_; the one timer re-arms for what is left.
-            auto idle_limit = static_cast<std::uint64_t>(s->listener_.service().idle_timeout.count());
+            auto idle_limit =
+                static_cast<std::uint64_t>(s->listener_.service().idle_timeout.count());
             std::uint64_t idle = uv_now(s->listener_.worker().loop()) - s->last_activity_ms_;
             if (idle >= idle_limit) {
                 s->close(SessionEnd::idle_timeout);
@@ -360,7 +383,9 @@ void Session::close(SessionEnd why, uv_tcp_t* reset) {
     }
 }
 
-void Session::close_handle(uv_handle_t* handle) { uv_close(handle, on_closed); }
+void Session::close_handle(uv_handle_t* handle) {
+    uv_close(handle, on_closed);
+}
 
 void Session::on_closed(uv_handle_t* handle) {
     Session* s = of(handle);
@@ -373,14 +398,19 @@ void Session::on_closed(uv_handle_t* handle) {
 }
 
 void Session::destroy() {
-    if (backend_choice_ != nullptr) backend_choice_->active.fetch_sub(1, std::memory_order_relaxed);
+    const std::uint64_t now = uv_now(listener_.worker().loop());
+    if (backend_choice_ != nullptr) {
+        backend_choice_->active.fetch_sub(1, std::memory_order_relaxed);
+        traffic_of(*backend_choice_)
+            .session_duration.observe(std::chrono::milliseconds(now - started_ms_));
+    }
     if (listener_.worker().config().log.access_log) {
-        const std::uint64_t now = uv_now(listener_.worker().loop());
-        spdlog::info("access client={} service={} backend={} bytes_in={} bytes_out={} "
-                     "duration_ms={} end={}",
-                     client_text(), listener_.service().name,
-                     backend_choice_ != nullptr ? backend_choice_->config.name : "-",
-                     upstream_.bytes, downstream_.bytes, now - started_ms_, to_string(end_));
+        spdlog::info(
+            "access client={} service={} backend={} bytes_in={} bytes_out={} "
+            "duration_ms={} end={}",
+            client_text(), listener_.service().name,
+            backend_choice_ != nullptr ? backend_choice_->config.name : "-", upstream_.bytes,
+            downstream_.bytes, now - started_ms_, to_string(end_));
     }
     // A session that held a backend connection frees two descriptors: enough to resume
     // accepting early after running out (a failed one would just fail again).
@@ -388,6 +418,10 @@ void Session::destroy() {
     listener_.session_closed();
     listener_.worker().remove(this);  // may free a retired listener: last use of listener_
     delete this;
+}
+
+BackendTraffic& Session::traffic_of(Backend& backend) {
+    return backend.traffic[listener_.worker().id()];
 }
 
 std::string Session::client_text() const {

@@ -50,10 +50,8 @@ Worker::~Worker() {
     }
 }
 
-void Worker::listen(std::shared_ptr<const ServiceConfig> service,
-                    std::shared_ptr<const Pool> pool, ListeningSocket socket) {
-    listeners_.push_back(
-        std::make_unique<Listener>(*this, std::move(service), std::move(pool), socket));
+void Worker::listen(ServiceState service, ListeningSocket socket) {
+    listeners_.push_back(std::make_unique<Listener>(*this, std::move(service), socket));
     listeners_.back()->start();
 }
 
@@ -64,10 +62,9 @@ Listener* Worker::find_listener(const std::string& name) {
     return nullptr;
 }
 
-void Worker::update_service(std::shared_ptr<const ServiceConfig> service,
-                            std::shared_ptr<const Pool> pool) {
-    if (Listener* listener = find_listener(service->name)) {
-        listener->update(std::move(service), std::move(pool));
+void Worker::update_service(ServiceState service) {
+    if (Listener* listener = find_listener(service.config->name)) {
+        listener->update(std::move(service));
     }
 }
 

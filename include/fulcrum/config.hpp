@@ -17,6 +17,7 @@
 namespace fulcrum {
 
 enum class OnFailure { close, reset, http_502 };
+inline constexpr std::size_t on_failure_count = 3;  // values of OnFailure, for tables by action
 enum class StrategyKind { round_robin, least_connections, random_two, source_hash };
 
 std::string_view to_string(OnFailure v);
@@ -31,6 +32,7 @@ struct LogConfig {
 
 struct AdminConfig {
     std::optional<Address> listen;  // off unless set
+    std::string token;              // when set, requests need "Authorization: Bearer <token>"
 
     bool operator==(const AdminConfig&) const = default;
 };
@@ -59,8 +61,8 @@ struct HealthConfig {
     int fall = 3;
     int expect_status_min = 200;  // a probe passes with a status in [min, max]
     int expect_status_max = 399;
-    std::string host;              // Host header; empty: the backend's address
-    int port = 0;                  // probe port; 0: the backend's own port
+    std::string host;  // Host header; empty: the backend's address
+    int port = 0;      // probe port; 0: the backend's own port
     AllUnhealthy all_unhealthy = AllUnhealthy::refuse;
 
     bool operator==(const HealthConfig&) const = default;

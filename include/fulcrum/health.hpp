@@ -48,12 +48,6 @@ struct ProbeResult {
 // One blocking probe with hard connect/read/write timeouts (runs on a pool thread).
 ProbeResult probe_backend(const HealthConfig& health, const Address& address);
 
-// A service's configuration and the backend pool it routes to.
-struct ServiceState {
-    std::shared_ptr<const ServiceConfig> config;
-    std::shared_ptr<const Pool> pool;
-};
-
 class HealthChecker {
 public:
     explicit HealthChecker(uv_loop_t* loop);

@@ -32,21 +32,22 @@ ListeningSocket open_listening_socket(const Address& address, const std::string&
 class Listener {
 public:
     // Takes over `socket`; start() begins accepting on the worker's loop.
-    Listener(Worker& worker, std::shared_ptr<const ServiceConfig> service,
-             std::shared_ptr<const Pool> pool, ListeningSocket socket);
+    Listener(Worker& worker, ServiceState service, ListeningSocket socket);
     ~Listener();
     Listener(const Listener&) = delete;
     Listener& operator=(const Listener&) = delete;
 
     Worker& worker() { return worker_; }
-    const ServiceConfig& service() const { return *service_; }
-    const std::shared_ptr<const Pool>& pool() const { return pool_; }
+    const ServiceConfig& service() const { return *service_.config; }
+    const std::shared_ptr<const Pool>& pool() const { return service_.pool; }
+    // This worker's slot of the service's counters.
+    ServiceTraffic& traffic() { return (*service_.counters)[worker_id_]; }
     Strategy& strategy() { return *strategy_; }
     const Address& bound_address() const { return bound_; }
 
     // A reload: new connections use this configuration and pool; live sessions keep the
     // backends they have.
-    void update(std::shared_ptr<const ServiceConfig> service, std::shared_ptr<const Pool> pool);
+    void update(ServiceState service);
     // Sessions accepted here and still open: a closed listener is freed after the last.
     void session_opened() { ++sessions_; }
     void session_closed() { --sessions_; }
@@ -70,8 +71,8 @@ private:
     void accept_pending();
 
     Worker& worker_;
-    std::shared_ptr<const ServiceConfig> service_;
-    std::shared_ptr<const Pool> pool_;
+    std::size_t worker_id_;
+    ServiceState service_;
     std::unique_ptr<Strategy> strategy_;
     Address bound_;
     int fd_;  // the listening socket, owned here

@@ -1,7 +1,7 @@
 #pragma once
 // Wires fulcrum together: one backend pool per service, the worker threads with their
-// listeners, health checks, and the main loop that handles signals: SIGINT/SIGTERM drain
-// and exit, SIGHUP reloads the configuration file.
+// listeners, health checks, the admin endpoint, and the main loop that handles signals:
+// SIGINT/SIGTERM drain and exit, SIGHUP reloads the configuration file.
 
 #include <uv.h>
 
@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "fulcrum/admin.hpp"
 #include "fulcrum/config.hpp"
 #include "fulcrum/health.hpp"
 #include "fulcrum/worker.hpp"
@@ -51,6 +52,8 @@ private:
     std::map<std::string, ServiceState> services_;  // by name
     std::unique_ptr<HealthChecker> health_;
     std::vector<std::unique_ptr<Worker>> workers_;
+    AdminState admin_state_;              // what the admin endpoint reads
+    std::unique_ptr<AdminServer> admin_;  // set when admin.listen is; stopped before the above
 };
 
 }  // namespace fulcrum

@@ -98,9 +98,11 @@ private:
     SessionEnd failure_of(const uv_tcp_t* side) const;
     uv_tcp_t* other(const uv_tcp_t* side) { return side == &client_ ? &backend_ : &client_; }
     std::string client_text() const;
+    // This worker's slot of `backend`'s counters.
+    BackendTraffic& traffic_of(Backend& backend);
 
     Listener& listener_;
-    std::shared_ptr<const Pool> pool_;  // keeps the picked backends alive past a reload
+    std::shared_ptr<const Pool> pool_;  // keeps backend_choice_ alive past a reload
     State state_ = State::connecting;
     uv_tcp_t client_{};
     uv_tcp_t backend_{};

@@ -43,10 +43,8 @@ public:
     void join();
 
     // On the worker's thread (or before start()): the listeners of a (re)configuration.
-    void listen(std::shared_ptr<const ServiceConfig> service, std::shared_ptr<const Pool> pool,
-                ListeningSocket socket);
-    void update_service(std::shared_ptr<const ServiceConfig> service,
-                        std::shared_ptr<const Pool> pool);
+    void listen(ServiceState service, ListeningSocket socket);
+    void update_service(ServiceState service);
     // Stops accepting for `name`; its sessions run to their end.
     void retire_service(const std::string& name);
     void set_config(std::shared_ptr<const Config> config) { config_ = std::move(config); }

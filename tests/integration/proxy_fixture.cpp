@@ -1,5 +1,7 @@
 #include "proxy_fixture.hpp"
 
+#include <signal.h>
+
 #include <future>
 #include <stdexcept>
 
@@ -39,12 +41,13 @@ ServiceSpec service_to(std::vector<std::uint16_t> backends, std::string settings
 }
 
 std::string config_for(const std::vector<ServiceSpec>& services, const std::string& runtime) {
-    std::string toml = "[log]\nlevel = \"debug\"\naccess_log = true\n[runtime]\nworkers = 1\n" +
-                       runtime + "\n";
+    const bool own_workers = runtime.find("workers") != std::string::npos;
+    std::string toml = "[log]\nlevel = \"debug\"\naccess_log = true\n[runtime]\n" +
+                       std::string(own_workers ? "" : "workers = 1\n") + runtime + "\n";
     for (const ServiceSpec& s : services) {
-        toml += "[[service]]\nname = \"" + s.name + "\"\nlisten = \"127.0.0.1:" +
-                std::to_string(s.listen) + "\"\n" + s.settings + "\n[service.health]\n" +
-                s.health + "\n";
+        toml += "[[service]]\nname = \"" + s.name +
+                "\"\nlisten = \"127.0.0.1:" + std::to_string(s.listen) + "\"\n" + s.settings +
+                "\n[service.health]\n" + s.health + "\n";
         if (!s.passive.empty()) toml += "[service.passive]\n" + s.passive + "\n";
         for (std::size_t i = 0; i < s.backends.size(); ++i) {
             toml += "[[service.backend]]\nname = \"b" + std::to_string(i) +
@@ -62,7 +65,10 @@ Fulcrum start_fulcrum(const std::vector<ServiceSpec>& services, const std::strin
 }
 
 Transfer echo_through(std::uint16_t port, std::size_t size) {
-    Socket socket = connect_to(port, 60);
+    return echo_over(connect_to(port, 60), size);
+}
+
+Transfer echo_over(const Socket& socket, std::size_t size) {
     std::future<std::string> sent = std::async(std::launch::async, [&] {
         Sha256 hash;
         for (std::size_t offset = 0, i = 0; offset < size; offset += chunk_size, ++i) {
@@ -89,6 +95,47 @@ Transfer echo_through(std::uint16_t port, std::size_t size) {
 std::string http_get(const Socket& socket, const std::string& path) {
     socket.send_all("GET " + path + " HTTP/1.1\r\nHost: fulcrum\r\n\r\n");
     return read_http_body(socket);
+}
+
+NamedEcho::NamedEcho(std::string name)
+    : server_([name = std::move(name)](Socket s) {
+          s.send_all(name + "\n");
+          for (std::string chunk; !(chunk = s.read_some()).empty();) s.send_all(chunk);
+      }) {}
+
+std::pair<Socket, std::string> connect_named(std::uint16_t port) {
+    Socket s = connect_to(port);
+    std::string name;
+    for (char c = 0; (c = s.read_exact(1)[0]) != '\n';) name += c;
+    return {std::move(s), name};
+}
+
+void set_health(const DemoBackend& backend, bool healthy) {
+    Socket socket = connect_to(backend.port());
+    socket.send_all(std::string("POST /health/") + (healthy ? "ok" : "fail") +
+                    " HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    socket.read_to_eof();
+}
+
+void reload(Fulcrum& fulcrum, const std::string& config, std::size_t reloads) {
+    fulcrum.write_config(config);
+    fulcrum.process().send_signal(SIGHUP);
+    const bool logged = poll_until(
+        [&] {
+            const std::string log = fulcrum.process().output();
+            return count_of(log, "reloaded ") + count_of(log, "reload rejected") >= reloads;
+        },
+        10s);
+    if (!logged)
+        throw std::runtime_error("no reload outcome logged:\n" + fulcrum.process().output());
+}
+
+std::size_t count_of(const std::string& text, const std::string& needle) {
+    std::size_t count = 0;
+    for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
+        ++count;
+    }
+    return count;
 }
 
 }  // namespace fulcrum::test

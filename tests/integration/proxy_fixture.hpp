@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "harness.hpp"
@@ -18,18 +19,18 @@ namespace fulcrum::test {
 struct ServiceSpec {
     std::string name;
     std::uint16_t listen;
-    std::vector<std::uint16_t> backends;  // named b0, b1, ... in order
-    std::string settings;                 // extra lines for the [[service]] table
+    std::vector<std::uint16_t> backends;     // named b0, b1, ... in order
+    std::string settings;                    // extra lines for the [[service]] table
     std::string health = "enabled = false";  // lines for [service.health]
-    std::string passive;                  // lines for [service.passive], if any
+    std::string passive;                     // lines for [service.passive], if any
 };
 
 // A service on a free port of 127.0.0.1, health checks off.
 ServiceSpec service_to(std::vector<std::uint16_t> backends, std::string settings = "",
                        std::string name = "svc");
 
-// One worker (so round-robin order is deterministic), debug logging with the access log,
-// and the given services.
+// Debug logging with the access log, the given services, and one worker (so round-robin
+// order is deterministic) unless `runtime` sets workers.
 std::string config_for(const std::vector<ServiceSpec>& services, const std::string& runtime = "");
 
 Fulcrum start_fulcrum(const std::vector<ServiceSpec>& services, const std::string& runtime = "",
@@ -41,8 +42,34 @@ struct Transfer {
     std::size_t received = 0;
 };
 
-// Sends `size` bytes and reads the echo at the same time, hashing both streams.
+// Sends `size` bytes and reads the echo at the same time, hashing both streams; then
+// half-closes and reads to EOF.
+Transfer echo_over(const Socket& socket, std::size_t size);
+// The same over a new connection to `port`.
 Transfer echo_through(std::uint16_t port, std::size_t size);
+
+// A backend that greets each connection with its name and a newline, then echoes.
+class NamedEcho {
+public:
+    explicit NamedEcho(std::string name);
+    std::uint16_t port() const { return server_.port(); }
+
+private:
+    ScriptedServer server_;
+};
+
+// Connects through fulcrum and returns the connection with the name of its backend.
+std::pair<Socket, std::string> connect_named(std::uint16_t port);
+
+// Flips a demo backend's health answer (POST /health/fail or /health/ok).
+void set_health(const DemoBackend& backend, bool healthy);
+
+// Rewrites the file and sends SIGHUP; returns once fulcrum has logged the outcome (the
+// `reloads`-th "reloaded" or "reload rejected" line), and throws if it does not in 10 s.
+void reload(Fulcrum& fulcrum, const std::string& config, std::size_t reloads);
+
+// How many times `needle` occurs in `text`.
+std::size_t count_of(const std::string& text, const std::string& needle);
 
 // Sends GET `path` and returns the body of the response (Content-Length framing).
 std::string http_get(const Socket& socket, const std::string& path);

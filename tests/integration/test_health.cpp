@@ -2,8 +2,8 @@
 // a hanging probe delays no other, passive detection works without probes, and the
 // all_unhealthy modes do what they say.
 
-#include <catch2/catch.hpp>
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <set>
 #include <string>
@@ -16,14 +16,6 @@ using namespace fulcrum::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-// Flips a demo backend's health answer (POST /health/fail or /health/ok).
-void set_health(const DemoBackend& backend, bool healthy) {
-    Socket socket = connect_to(backend.port());
-    socket.send_all(std::string("POST /health/") + (healthy ? "ok" : "fail") +
-                    " HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-    socket.read_to_eof();
-}
 
 // A backend that answers every request with `status` and counts the requests.
 struct StatusBackend {
@@ -38,20 +30,11 @@ struct StatusBackend {
     ScriptedServer server;
 };
 
-std::size_t count_of(const std::string& text, const std::string& needle) {
-    std::size_t count = 0;
-    for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
-        ++count;
-    }
-    return count;
-}
-
 const std::string fast_probes = "interval = \"200ms\"\ntimeout = \"150ms\"\nrise = 2\nfall = 2";
 
 }  // namespace
 
-TEST_CASE("a backend failing its probes gets no new connections until it recovers",
-          "[health]") {
+TEST_CASE("a backend failing its probes gets no new connections until it recovers", "[health]") {
     DemoBackend alpha("alpha");
     DemoBackend beta("beta");
     ServiceSpec service = service_to({alpha.port(), beta.port()});
@@ -125,7 +108,8 @@ TEST_CASE("with active checks off, passive detection skips a dead backend", "[he
 TEST_CASE("all backends down: refuse applies on_failure, fail-open still serves", "[health]") {
     DemoBackend alpha("alpha");
     DemoBackend beta("beta");
-    ServiceSpec refuse = service_to({alpha.port(), beta.port()}, "on_failure = \"close\"", "refuse");
+    ServiceSpec refuse =
+        service_to({alpha.port(), beta.port()}, "on_failure = \"close\"", "refuse");
     refuse.health = fast_probes + "\nall_unhealthy = \"refuse\"";
     ServiceSpec open = service_to({alpha.port(), beta.port()}, "", "open");
     open.health = fast_probes + "\nall_unhealthy = \"fail-open\"";

@@ -2,8 +2,8 @@
 
 #include <signal.h>
 
-#include <catch2/catch.hpp>
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <cerrno>
 #include <chrono>
 #include <set>
@@ -29,48 +29,6 @@ bool refused(std::uint16_t port) {
     return !s && error == ECONNREFUSED;
 }
 
-// A backend that greets each connection with its name and a newline, then echoes.
-class NamedEcho {
-public:
-    explicit NamedEcho(std::string name)
-        : server_([name = std::move(name)](Socket s) {
-              s.send_all(name + "\n");
-              for (std::string chunk; !(chunk = s.read_some()).empty();) s.send_all(chunk);
-          }) {}
-    std::uint16_t port() const { return server_.port(); }
-
-private:
-    ScriptedServer server_;
-};
-
-// Connects through fulcrum and returns the connection with the name of its backend.
-std::pair<Socket, std::string> connect_named(std::uint16_t port) {
-    Socket s = connect_to(port);
-    std::string name;
-    for (char c = 0; (c = s.read_exact(1)[0]) != '\n';) name += c;
-    return {std::move(s), name};
-}
-
-// Rewrites the file and sends SIGHUP; returns once fulcrum has logged the outcome
-// (the `reloads`-th "reloaded" or "reload rejected" line).
-void reload(Fulcrum& fulcrum, const std::string& config, std::size_t reloads) {
-    fulcrum.write_config(config);
-    fulcrum.process().send_signal(SIGHUP);
-    REQUIRE(poll_until(
-        [&] {
-            const std::string log = fulcrum.process().output();
-            std::size_t seen = 0;
-            for (const char* outcome : {"reloaded ", "reload rejected"}) {
-                for (auto at = log.find(outcome); at != std::string::npos;
-                     at = log.find(outcome, at + 1)) {
-                    ++seen;
-                }
-            }
-            return seen >= reloads;
-        },
-        10s));
-}
-
 }  // namespace
 
 TEST_CASE("SIGINT: a transfer in flight completes, new connects are refused, exit 0",
@@ -89,7 +47,8 @@ TEST_CASE("SIGINT: a transfer in flight completes, new connects are refused, exi
 
     fulcrum.process().send_signal(SIGINT);
     REQUIRE(fulcrum.process().wait_for_output("closing listeners", 5s));
-    CHECK(refused(service.listen));
+    // The line is logged as the workers are told; each closes its listener soon after.
+    CHECK(poll_until([&] { return refused(service.listen); }, 5s));
 
     std::size_t total = first.size();
     for (std::string chunk; !(chunk = client.read_some()).empty();) {
@@ -198,8 +157,7 @@ TEST_CASE("SIGHUP adding and removing services opens and closes their listeners"
     CHECK(connect_named(second.listen).second == "a");
 }
 
-TEST_CASE("20 reloads under a connect loop: no refused connect, no reset",
-          "[lifecycle][reload]") {
+TEST_CASE("20 reloads under a connect loop: no refused connect, no reset", "[lifecycle][reload]") {
     NamedEcho a("a");
     NamedEcho b("b");
     ServiceSpec service = service_to({a.port(), b.port()});

@@ -11,6 +11,7 @@
 
 #include "harness.hpp"
 #include "net.hpp"
+#include "proxy_fixture.hpp"
 
 using namespace fulcrum::test;
 using namespace std::chrono_literals;
@@ -31,19 +32,12 @@ std::vector<std::unique_ptr<ScriptedServer>> named_backends(int count) {
     return backends;
 }
 
-// One service on 127.0.0.1:listen over `backends` (named b0, b1, ... in order), health
-// checks off; the access log tells when sessions end.
-std::string config_for(std::uint16_t listen, std::string_view strategy, int workers,
-                       const std::vector<std::unique_ptr<ScriptedServer>>& backends) {
-    std::string toml = "[log]\nlevel = \"info\"\naccess_log = true\n[runtime]\nworkers = " +
-                       std::to_string(workers) + "\n[[service]]\nname = \"svc\"\nlisten = " +
-                       "\"127.0.0.1:" + std::to_string(listen) + "\"\nstrategy = \"" +
-                       std::string(strategy) + "\"\n[service.health]\nenabled = false\n";
-    for (std::size_t i = 0; i < backends.size(); ++i) {
-        toml += "[[service.backend]]\nname = \"b" + std::to_string(i) +
-                "\"\naddress = \"127.0.0.1:" + std::to_string(backends[i]->port()) + "\"\n";
-    }
-    return toml;
+// A service over `backends` (named b0, b1, ... in order) with `strategy`.
+ServiceSpec service_with(std::string_view strategy,
+                         const std::vector<std::unique_ptr<ScriptedServer>>& backends) {
+    std::vector<std::uint16_t> ports;
+    for (const auto& backend : backends) ports.push_back(backend->port());
+    return service_to(ports, "strategy = \"" + std::string(strategy) + "\"");
 }
 
 // A client connection through fulcrum and the name of the backend that answered it.
@@ -92,8 +86,9 @@ TEST_CASE("every strategy serves connections", "[strategies]") {
     for (std::string_view strategy :
          {"round-robin", "least-connections", "random-two", "source-hash"}) {
         INFO(strategy);
-        const std::uint16_t listen = free_port();
-        Fulcrum fulcrum(config_for(listen, strategy, 1, backends), {listen});
+        const ServiceSpec service = service_with(strategy, backends);
+        const std::uint16_t listen = service.listen;
+        Fulcrum fulcrum = start_fulcrum({service});
         for (int i = 0; i < 4; ++i) {
             const std::string backend = connect_through(listen).backend;
             CHECK((backend == "b0" || backend == "b1"));
@@ -104,8 +99,9 @@ TEST_CASE("every strategy serves connections", "[strategies]") {
 TEST_CASE("least-connections: new connections avoid a backend holding long sessions",
           "[strategies]") {
     auto backends = named_backends(3);
-    const std::uint16_t listen = free_port();
-    Fulcrum fulcrum(config_for(listen, "least-connections", 1, backends), {listen});
+    const ServiceSpec service = service_with("least-connections", backends);
+    const std::uint16_t listen = service.listen;
+    Fulcrum fulcrum = start_fulcrum({service});
 
     // Nine sessions: all backends tie at each step, so they take turns, three each.
     std::vector<Connection> first;
@@ -128,10 +124,11 @@ TEST_CASE("least-connections: new connections avoid a backend holding long sessi
 
 TEST_CASE("source-hash: a client keeps reaching one backend, on every worker", "[strategies]") {
     auto backends = named_backends(3);
-    const std::uint16_t listen = free_port();
+    const ServiceSpec service = service_with("source-hash", backends);
+    const std::uint16_t listen = service.listen;
     // Two workers, each with its own table: connections from different source ports are
     // spread over them by the kernel, and they must agree.
-    Fulcrum fulcrum(config_for(listen, "source-hash", 2, backends), {listen});
+    Fulcrum fulcrum = start_fulcrum({service}, "workers = 2");
 
     const std::string home = connect_through(listen).backend;
     for (int i = 0; i < 20; ++i) CHECK(connect_through(listen).backend == home);

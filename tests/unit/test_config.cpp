@@ -41,7 +41,7 @@ Config load(std::string_view text) {
 
 // A file in a fresh temporary directory, removed with it.
 class TempFile {
-  public:
+public:
     explicit TempFile(std::string_view content) {
         char pattern[] = "/tmp/fulcrum-test-XXXXXX";
         REQUIRE(mkdtemp(pattern) != nullptr);
@@ -55,7 +55,7 @@ class TempFile {
     std::string dir() const { return dir_; }
     std::string path() const { return dir_ + "/fulcrum.toml"; }
 
-  private:
+private:
     std::string dir_;
 };
 
@@ -100,6 +100,7 @@ level = "debug"
 access_log = false
 [admin]
 listen = "127.0.0.1:9090"
+token = "s3cr3t-T0ken_~"
 [runtime]
 workers = 4
 max_connections = 20
@@ -137,6 +138,7 @@ weight = 3
     CHECK_FALSE(config.log.access_log);
     REQUIRE(config.admin.listen.has_value());
     CHECK(config.admin.listen->numeric() == "127.0.0.1:9090");
+    CHECK(config.admin.token == "s3cr3t-T0ken_~");
     CHECK(config.runtime.workers == 4);
     CHECK(config.runtime.max_connections == 20);
     CHECK(config.runtime.shutdown_timeout == 0s);
@@ -538,15 +540,15 @@ level = "verbose"
 [[service]]
 name = "web"
 listen = "127.0.0.1:8080"
-strategy = "least-connections"
+strategy = "fastest"
 on_failure = "502"
 [[service.backend]]
 address = "127.0.0.1:3001"
 )") == Errors{
            "t.toml:2:9: log.level: unknown value \"verbose\"; valid values: \"trace\", "
            "\"debug\", \"info\", \"warn\", \"error\", \"critical\", \"off\"",
-           "t.toml:6:12: service[0].strategy: unknown value \"least-connections\"; valid "
-           "values: \"round-robin\"",
+           "t.toml:6:12: service[0].strategy: unknown value \"fastest\"; valid values: "
+           "\"round-robin\", \"least-connections\", \"random-two\", \"source-hash\"",
            "t.toml:7:14: service[0].on_failure: unknown value \"502\"; valid values: "
            "\"close\", \"reset\", \"http-502\"",
        });
@@ -666,6 +668,7 @@ level = "trace"
 access_log = false
 [admin]
 listen = "[::1]:9090"
+token = "t"
 [runtime]
 workers = 3
 max_connections = 1
@@ -715,6 +718,16 @@ TEST_CASE("to_toml shows every value", "[config][to_toml]") {
     CHECK_THAT(text, Contains("[service.health]\nenabled = true\npath = \"/health\"\n"));
     CHECK_THAT(text, Contains("name = \"127.0.0.1:3001\"\naddress = \"127.0.0.1:3001\"\n"));
     CHECK_THAT(text, !Contains("listen = \"127.0.0.1:9090\""));
+}
+
+TEST_CASE("admin.token must fit an Authorization header", "[config][errors]") {
+    CHECK(errors_of(std::string("[admin]\ntoken = \"two words\"\n") + std::string(minimal)) ==
+          Errors{"t.toml:2:9: admin.token: must be visible ASCII characters only (no spaces or "
+                 "control characters)"});
+    CHECK(errors_of(std::string("[admin]\ntoken = \"\"\n") + std::string(minimal)) ==
+          Errors{"t.toml:2:9: admin.token: must not be empty"});
+    CHECK(load(std::string("[admin]\nlisten = \"127.0.0.1:0\"\n") + std::string(minimal))
+              .admin.token.empty());
 }
 
 TEST_CASE("health status range, port and all_unhealthy", "[config][errors]") {

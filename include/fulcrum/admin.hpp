@@ -1,0 +1,86 @@
+#pragma once
+// The HTTP admin endpoint: cpp-httplib on its own thread, serving
+//   GET  /metrics                              Prometheus text format 0.0.4
+//   GET  /status                               services and backends as JSON
+//   POST /backends/{service}/{backend}/drain   no new connections; live ones continue
+//   POST /backends/{service}/{backend}/enable  undoes drain
+//   GET  /healthz                              200 while serving, 503 once shutdown began
+// With admin.token set, every request needs "Authorization: Bearer <token>".
+// It reads shared state only (drain and enable store one atomic flag): nothing it does
+// waits on, or makes wait, a worker.
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "fulcrum/address.hpp"
+#include "fulcrum/backend.hpp"
+#include "fulcrum/config.hpp"
+#include "fulcrum/metrics.hpp"
+
+namespace fulcrum {
+
+class AdminHttp;  // httplib's server, with access to its listening socket
+
+// What the server publishes for the admin endpoint. The main thread publishes a new
+// snapshot at start and after each reload; the admin thread reads whichever is current.
+class AdminState {
+public:
+    // An immutable view of the running configuration.
+    struct Snapshot {
+        std::shared_ptr<const Config> config;
+        std::vector<ServiceState> services;  // in configuration order
+    };
+
+    AdminState(unsigned workers, const std::atomic<std::size_t>& open_sessions);
+
+    void publish(std::shared_ptr<const Config> config, std::vector<ServiceState> services);
+    std::shared_ptr<const Snapshot> snapshot() const { return snapshot_.load(); }
+
+    void count_reload(bool applied);
+    void begin_shutdown() { shutting_down_.store(true); }
+    bool shutting_down() const { return shutting_down_.load(); }
+    // Uptime, descriptors, workers, open connections and reloads, as of now.
+    ProcessSample process() const;
+
+private:
+    std::atomic<std::shared_ptr<const Snapshot>> snapshot_;
+    const std::chrono::steady_clock::time_point started_;
+    const unsigned workers_;
+    const std::atomic<std::size_t>& open_sessions_;
+    std::atomic<std::uint64_t> reloads_{0};
+    std::atomic<std::uint64_t> reload_failures_{0};
+    std::atomic<bool> shutting_down_{false};
+};
+
+class AdminServer {
+public:
+    // Binds `listen` (port 0: any free port); throws std::runtime_error when it cannot.
+    AdminServer(const Address& listen, const AdminState& state);
+    // Stops and joins the thread if start() was called.
+    ~AdminServer();
+    AdminServer(const AdminServer&) = delete;
+    AdminServer& operator=(const AdminServer&) = delete;
+
+    // Serves on a thread of its own (and a small pool of request threads).
+    void start();
+    // Stops accepting and waits until the requests in progress are answered.
+    void stop();
+    // The address bound, with the real port when 0 was asked for.
+    const Address& bound_address() const { return bound_; }
+
+private:
+    void add_routes();
+
+    const AdminState& state_;
+    std::unique_ptr<AdminHttp> http_;
+    Address bound_;
+    std::thread thread_;
+    std::atomic<bool> loop_ended_{false};  // the accept loop returned
+};
+
+}  // namespace fulcrum

@@ -1,0 +1,181 @@
+#pragma once
+// Counters and their Prometheus exposition.
+//
+// Hot counters cost the data path no shared write: every counter has one writer thread
+// (a worker, or the main loop for health checks) that adds with a relaxed load and store,
+// and a backend's or service's counters hold one slot per worker, each on its own cache
+// line. The admin thread reads with relaxed loads and sums the slots when scraped.
+// Rendering works on plain samples, so the text format is testable without sockets.
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cassert>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fulcrum/config.hpp"
+
+namespace fulcrum {
+
+// A count with a single writer thread; any thread may read it.
+class LocalCounter {
+public:
+    // Not a read-modify-write: correct only because one thread writes.
+    void add(std::uint64_t n = 1) {
+        value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    }
+    std::uint64_t value() const { return value_.load(std::memory_order_relaxed); }
+
+private:
+    std::atomic<std::uint64_t> value_{0};
+};
+
+// Upper bounds, in seconds, of the histogram buckets (the +Inf bucket is implicit).
+// Sessions last from milliseconds (one request) to hours (streams); probes are bounded
+// by their timeout.
+inline constexpr std::array<double, 15> session_duration_bounds{
+    0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600};
+inline constexpr std::array<double, 12> check_duration_bounds{
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5};
+
+// A histogram as read: per-bucket counts (not cumulative; the last is above every bound).
+struct HistogramSample {
+    std::span<const double> bounds;
+    std::vector<std::uint64_t> counts;  // bounds.size() + 1 entries
+    double sum_seconds = 0;
+};
+
+// Durations counted by bucket, with a single writer thread.
+template <const auto& Bounds>
+class DurationHistogram {
+public:
+    void observe(std::chrono::microseconds duration) {
+        const double seconds = std::chrono::duration<double>(duration).count();
+        std::size_t bucket = 0;
+        while (bucket < std::size(Bounds) && seconds > Bounds[bucket]) ++bucket;
+        counts_[bucket].add();
+        sum_us_.add(static_cast<std::uint64_t>(std::max<std::int64_t>(0, duration.count())));
+    }
+    // Adds what this histogram holds to `sample` (summing the slots of several workers).
+    void add_to(HistogramSample& sample) const {
+        sample.bounds = Bounds;
+        sample.counts.resize(counts_.size());
+        for (std::size_t i = 0; i < counts_.size(); ++i) sample.counts[i] += counts_[i].value();
+        sample.sum_seconds += static_cast<double>(sum_us_.value()) / 1e6;
+    }
+
+private:
+    std::array<LocalCounter, std::size(Bounds) + 1> counts_;
+    LocalCounter sum_us_;
+};
+
+// One slot per worker thread, each on its own cache line, so that two workers counting
+// never write the same line.
+template <typename Slot>
+class PerWorker {
+public:
+    explicit PerWorker(std::size_t workers)
+        : slots_(std::make_unique<Aligned[]>(workers)), count_(workers) {}
+
+    // Only worker `worker` writes to what this returns.
+    Slot& operator[](std::size_t worker) {
+        assert(worker < count_);
+        return slots_[worker].slot;
+    }
+    template <typename Visit>
+    void for_each(Visit&& visit) const {
+        for (std::size_t i = 0; i < count_; ++i) visit(slots_[i].slot);
+    }
+
+private:
+    static constexpr std::size_t cache_line = 64;
+    struct alignas(cache_line) Aligned {
+        Slot slot;
+    };
+    std::unique_ptr<Aligned[]> slots_;
+    std::size_t count_;
+};
+
+// One worker's counts for one backend.
+struct BackendTraffic {
+    LocalCounter connections;       // connects that succeeded
+    LocalCounter connect_failures;  // connects refused or timed out
+    LocalCounter retries;           // attempts made after another backend failed
+    LocalCounter bytes_sent;        // read from clients, forwarded to the backend
+    LocalCounter bytes_received;    // read from the backend, forwarded to clients
+    DurationHistogram<session_duration_bounds> session_duration;
+};
+
+// One worker's counts for one service.
+struct ServiceTraffic {
+    LocalCounter accepted;  // client connections served
+    LocalCounter refused;   // closed at once: max_connections reached
+    // Connections no backend could take, by the on_failure action they got.
+    std::array<LocalCounter, on_failure_count> no_backend;
+};
+using ServiceCounters = PerWorker<ServiceTraffic>;
+
+// ---------------------------------------------------------------------------------------
+// What a scrape reads, as plain values.
+
+struct BackendSample {
+    std::string name;
+    std::uint64_t connections = 0;
+    std::uint64_t connect_failures = 0;
+    std::uint64_t retries = 0;
+    std::uint64_t bytes_sent = 0;
+    std::uint64_t bytes_received = 0;
+    std::uint64_t active = 0;
+    bool healthy = true;
+    bool drained = false;
+    HistogramSample session_duration;
+    std::optional<HistogramSample> check_duration;  // absent with health checks off
+};
+
+struct ServiceSample {
+    std::string name;
+    std::uint64_t accepted = 0;
+    std::uint64_t refused = 0;
+    std::array<std::uint64_t, on_failure_count> no_backend{};  // indexed by OnFailure
+    std::vector<BackendSample> backends;
+};
+
+struct ProcessSample {
+    double uptime_seconds = 0;
+    std::optional<std::uint64_t> open_fds;  // absent where /proc is not readable
+    unsigned workers = 0;
+    std::uint64_t client_connections = 0;
+    std::uint64_t reloads = 0;
+    std::uint64_t reload_failures = 0;
+};
+
+struct MetricsSample {
+    ProcessSample process;
+    std::vector<ServiceSample> services;
+};
+
+struct ServiceState;
+
+// Reads every counter of `services` (summing the workers' slots).
+std::vector<ServiceSample> sample_services(const std::vector<ServiceState>& services);
+
+// Descriptors open in this process (/proc/self/fd), or nothing when it cannot be read.
+std::optional<std::uint64_t> count_open_fds();
+
+// The Prometheus text exposition format 0.0.4: HELP and TYPE before each family's
+// samples, label values escaped, histograms as cumulative buckets with +Inf, _sum, _count.
+std::string render_prometheus(const MetricsSample& sample);
+
+// A label value escaped for the text format: backslash, double quote and newline.
+std::string escape_label_value(std::string_view value);
+
+}  // namespace fulcrum

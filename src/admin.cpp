@@ -1,0 +1,304 @@
+#include "fulcrum/admin.hpp"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace fulcrum {
+
+// httplib keeps its listening socket protected: this raises the backlog (httplib's is 5)
+// and closes the socket of a server that never ran.
+class AdminHttp : public httplib::Server {
+public:
+    bool raise_backlog(int backlog) { return ::listen(svr_sock_, backlog) == 0; }
+    void close_unused_socket() {
+        const socket_t fd = svr_sock_.exchange(INVALID_SOCKET);
+        if (fd != INVALID_SOCKET) ::close(fd);
+    }
+};
+
+namespace {
+
+// Keys in the order written here, which reads better than sorted.
+using json = nlohmann::ordered_json;
+
+// Few threads: scrapes and orchestrator probes are rare, and each holds a thread only
+// for one short request.
+constexpr std::size_t request_threads = 4;
+// Short keep-alive and I/O limits: stop() waits for the requests in progress, so these
+// bound how long an idle or stalled admin client can delay fulcrum's exit.
+constexpr time_t keep_alive_seconds = 1;
+constexpr time_t io_timeout_seconds = 2;
+constexpr int listen_backlog = 64;
+
+constexpr const char* json_type = "application/json";
+
+void send_json(httplib::Response& res, int status, const json& body) {
+    res.status = status;
+    res.set_content(body.dump(2) + "\n", json_type);
+}
+
+void send_error(httplib::Response& res, int status, const std::string& message) {
+    send_json(res, status, {{"error", message}});
+}
+
+// Compares in time independent of where the first difference is, so that response
+// timing does not tell how much of a guessed token was right.
+bool same_secret(std::string_view given, std::string_view expected) {
+    if (given.size() != expected.size()) return false;
+    unsigned char difference = 0;
+    for (std::size_t i = 0; i < given.size(); ++i) {
+        difference |= static_cast<unsigned char>(given[i] ^ expected[i]);
+    }
+    return difference == 0;
+}
+
+// "2024-05-01T12:00:00.123Z"
+std::string utc_text(std::chrono::system_clock::time_point at) {
+    const std::time_t seconds = std::chrono::system_clock::to_time_t(at);
+    std::tm tm{};
+    gmtime_r(&seconds, &tm);
+    char text[32];
+    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm);
+    const auto millis =
+        std::chrono::duration_cast<std::chrono::milliseconds>(at.time_since_epoch()).count() % 1000;
+    return fmt::format("{}.{:03}Z", text, millis);
+}
+
+json last_check_json(const Backend& backend) {
+    const std::optional<CheckRecord> check = backend.last_check();
+    if (!check) return nullptr;
+    const std::chrono::duration<double> age = std::chrono::system_clock::now() - check->at;
+    return {{"result", check->passed ? "passed" : "failed"},
+            {"detail", check->detail},
+            {"time", utc_text(check->at)},
+            {"seconds_ago", age.count()},
+            {"duration_seconds", std::chrono::duration<double>(check->duration).count()}};
+}
+
+json backend_json(const Backend& backend) {
+    const bool drained = backend.drained.load(std::memory_order_relaxed);
+    json out = {
+        {"name", backend.config.name},
+        {"address", backend.config.address.text},
+        {"resolved", backend.config.address.numeric()},
+        {"weight", backend.config.weight},
+        {"health", backend.passes_checks() ? "up" : "down"},
+        {"admin_state", drained ? "drained" : "enabled"},
+        {"eligible", backend.eligible()},
+        {"active_connections", backend.active.load(std::memory_order_relaxed)},
+        {"last_check", last_check_json(backend)},
+    };
+    const std::int64_t out_until_ms = backend.out_until_ms.load(std::memory_order_relaxed);
+    const std::int64_t now_ms = steady_now_ms();
+    if (out_until_ms > now_ms) {
+        out["passive_out_seconds"] = static_cast<double>(out_until_ms - now_ms) / 1000;
+    }
+    return out;
+}
+
+json status_json(const AdminState& state) {
+    const auto snapshot = state.snapshot();
+    const ProcessSample process = state.process();
+    json services = json::array();
+    for (const ServiceState& service : snapshot->services) {
+        json backends = json::array();
+        for (const auto& backend : service.pool->backends)
+            backends.push_back(backend_json(*backend));
+        services.push_back({
+            {"name", service.config->name},
+            {"listen", service.config->listen.text},
+            {"strategy", to_string(service.config->strategy)},
+            {"on_failure", to_string(service.config->on_failure)},
+            {"health_checks", service.config->health.enabled},
+            {"backends", std::move(backends)},
+        });
+    }
+    return {
+        {"version", FULCRUM_VERSION},
+        {"uptime_seconds", process.uptime_seconds},
+        {"shutting_down", state.shutting_down()},
+        {"workers", process.workers},
+        {"client_connections", process.client_connections},
+        {"reloads", process.reloads},
+        {"reload_failures", process.reload_failures},
+        {"services", std::move(services)},
+    };
+}
+
+// POST /backends/{service}/{backend}/{drain|enable}
+void set_admin_state(const AdminState& state, const httplib::Request& req, httplib::Response& res) {
+    const std::string service_name = req.matches[1].str();
+    const std::string backend_name = req.matches[2].str();
+    const bool drain = req.matches[3].str() == "drain";
+    const auto snapshot = state.snapshot();
+    const ServiceState* service = nullptr;
+    for (const ServiceState& s : snapshot->services) {
+        if (s.config->name == service_name) service = &s;
+    }
+    if (service == nullptr) {
+        send_error(res, 404, fmt::format("unknown service '{}'", service_name));
+        return;
+    }
+    Backend* backend = service->pool->find(backend_name);
+    if (backend == nullptr) {
+        send_error(res, 404,
+                   fmt::format("unknown backend '{}' in service '{}'", backend_name, service_name));
+        return;
+    }
+    const bool was_drained = backend->drained.exchange(drain);
+    const int active = backend->active.load(std::memory_order_relaxed);
+    if (was_drained != drain) {
+        spdlog::warn("admin: service {}: backend {} {}", service_name, backend_name,
+                     drain ? fmt::format("drained: no new connections, {} open continue", active)
+                           : std::string("enabled: takes new connections again"));
+    }
+    send_json(res, 200, backend_json(*backend));
+}
+
+}  // namespace
+
+AdminState::AdminState(unsigned workers, const std::atomic<std::size_t>& open_sessions)
+    : started_(std::chrono::steady_clock::now()),
+      workers_(workers),
+      open_sessions_(open_sessions) {}
+
+void AdminState::publish(std::shared_ptr<const Config> config, std::vector<ServiceState> services) {
+    snapshot_.store(
+        std::make_shared<const Snapshot>(Snapshot{std::move(config), std::move(services)}));
+}
+
+void AdminState::count_reload(bool applied) {
+    (applied ? reloads_ : reload_failures_).fetch_add(1);
+}
+
+ProcessSample AdminState::process() const {
+    ProcessSample process;
+    process.uptime_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    process.open_fds = count_open_fds();
+    process.workers = workers_;
+    process.client_connections = open_sessions_.load(std::memory_order_relaxed);
+    process.reloads = reloads_.load();
+    process.reload_failures = reload_failures_.load();
+    return process;
+}
+
+AdminServer::AdminServer(const Address& listen, const AdminState& state)
+    : state_(state), http_(std::make_unique<AdminHttp>()) {
+    http_->new_task_queue = [] { return new httplib::ThreadPool(request_threads); };
+    http_->set_keep_alive_timeout(keep_alive_seconds);
+    http_->set_read_timeout(io_timeout_seconds);
+    http_->set_write_timeout(io_timeout_seconds);
+    // httplib's default sets SO_REUSEPORT, which would let a second fulcrum share the
+    // port silently; SO_REUSEADDR alone still allows a quick restart.
+    http_->set_socket_options([](socket_t fd) {
+        const int on = 1;
+        ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    });
+    add_routes();
+
+    const std::string ip = listen.ip();
+    errno = 0;  // what the bind sets is what gets reported
+    const int port = listen.port() == 0
+                         ? http_->bind_to_any_port(ip)
+                         : (http_->bind_to_port(ip, listen.port()) ? listen.port() : -1);
+    if (port < 0 || !http_->raise_backlog(listen_backlog)) {
+        const int error = errno;
+        http_->close_unused_socket();
+        throw std::runtime_error("admin: cannot listen on " + listen.text + ": " +
+                                 (error != 0 ? std::strerror(error) : "bind failed"));
+    }
+    const bool v6 = listen.family() == AF_INET6;
+    bound_ = parse_address((v6 ? "[" + ip + "]" : ip) + ":" + std::to_string(port));
+    bound_.text = listen.text;
+}
+
+AdminServer::~AdminServer() {
+    if (thread_.joinable()) {
+        stop();
+    } else {
+        http_->close_unused_socket();
+    }
+}
+
+void AdminServer::start() {
+    thread_ = std::thread([this] {
+        if (!http_->listen_after_bind()) spdlog::error("admin: accept loop failed; endpoint down");
+        loop_ended_.store(true);
+    });
+}
+
+void AdminServer::stop() {
+    if (!thread_.joinable()) return;
+    // httplib's stop() is a no-op until the accept loop runs, which may not have begun.
+    while (!http_->is_running() && !loop_ended_.load()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    http_->stop();
+    thread_.join();
+}
+
+void AdminServer::add_routes() {
+    http_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+        const std::string& token = state_.snapshot()->config->admin.token;
+        if (token.empty() ||
+            same_secret(req.get_header_value("Authorization"), "Bearer " + token)) {
+            return httplib::Server::HandlerResponse::Unhandled;
+        }
+        res.set_header("WWW-Authenticate", "Bearer");
+        res.set_header("Connection", "close");  // an unread request body stays unread
+        send_error(res, 401, "missing or wrong bearer token (admin.token)");
+        return httplib::Server::HandlerResponse::Handled;
+    });
+    // Errors without a body of their own (unknown path, exception) still answer JSON.
+    using ErrorHandler = httplib::Server::HandlerWithResponse;
+    http_->set_error_handler(ErrorHandler([](const httplib::Request& req, httplib::Response& res) {
+        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        send_error(res, res.status,
+                   fmt::format("{} {}: {}", req.method, req.path,
+                               res.status == 404 ? "no such endpoint" : "request failed"));
+        return httplib::Server::HandlerResponse::Handled;
+    }));
+    http_->set_logger([](const httplib::Request& req, const httplib::Response& res) {
+        spdlog::debug("admin: {} {} {} from {}", req.method, req.path, res.status, req.remote_addr);
+    });
+
+    http_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+        MetricsSample sample;
+        sample.process = state_.process();
+        sample.services = sample_services(state_.snapshot()->services);
+        res.set_content(render_prometheus(sample), "text/plain; version=0.0.4; charset=utf-8");
+    });
+    http_->Get("/status", [this](const httplib::Request&, httplib::Response& res) {
+        send_json(res, 200, status_json(state_));
+    });
+    http_->Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
+        const bool stopping = state_.shutting_down();
+        res.status = stopping ? 503 : 200;
+        res.set_content(stopping ? "shutting down\n" : "ok\n", "text/plain");
+    });
+    // The content-reader form: the plain one answers 400 to a POST that has no body and
+    // no Content-Length (`curl -X POST URL`).
+    http_->Post(R"(/backends/([^/]+)/([^/]+)/(drain|enable))",
+                [this](const httplib::Request& req, httplib::Response& res,
+                       const httplib::ContentReader& read_body) {
+                    if (req.has_header("Content-Length") || req.has_header("Transfer-Encoding")) {
+                        read_body([](const char*, std::size_t) { return true; });
+                    }
+                    set_admin_state(state_, req, res);
+                });
+}
+
+}  // namespace fulcrum
