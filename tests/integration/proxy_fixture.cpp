@@ -103,6 +103,13 @@ NamedEcho::NamedEcho(std::string name)
           for (std::string chunk; !(chunk = s.read_some()).empty();) s.send_all(chunk);
       }) {}
 
+Socket established_session(std::uint16_t port) {
+    Socket s = connect_to(port);
+    s.send_all("x");
+    if (s.read_exact(1) != "x") throw std::runtime_error("the echo through fulcrum failed");
+    return s;
+}
+
 std::pair<Socket, std::string> connect_named(std::uint16_t port) {
     Socket s = connect_to(port);
     std::string name;

@@ -61,6 +61,9 @@ private:
 // Connects through fulcrum and returns the connection with the name of its backend.
 std::pair<Socket, std::string> connect_named(std::uint16_t port);
 
+// A session through fulcrum to an echo backend, known to be established (one byte echoed).
+Socket established_session(std::uint16_t port);
+
 // Flips a demo backend's health answer (POST /health/fail or /health/ok).
 void set_health(const DemoBackend& backend, bool healthy);
 

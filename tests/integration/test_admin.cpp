@@ -174,9 +174,7 @@ TEST_CASE("max_connections refusals are counted", "[admin]") {
     ServiceSpec service = service_to({echo.port()});
     const std::uint16_t admin = free_port();
     Fulcrum fulcrum = start_with_admin({service}, admin, "max_connections = 1");
-    Socket held = connect_to(service.listen);
-    held.send_all("x");
-    REQUIRE(held.read_exact(1) == "x");
+    Socket held = established_session(service.listen);
     Socket refused = connect_to(service.listen);
     CHECK(refused.read_until_closed() == 0);
     wait_sessions_ended(fulcrum, 1);
@@ -325,6 +323,11 @@ TEST_CASE("with admin.token set, every request needs the bearer token", "[admin]
     CHECK(admin_request(admin, "POST", "/backends/svc/b0/drain", "s3cret-token").status == 200);
     CHECK(scrape(admin, "s3cret-token")
               .value("fulcrum_backend_drained", {{"service", "svc"}, {"backend", "b0"}}) == 1);
+
+    // A reload puts a new token in force at once.
+    reload(fulcrum, with_admin(config_for({service}), admin, "token = \"rotated\"\n"), 1);
+    CHECK(admin_request(admin, "GET", "/healthz", "s3cret-token").status == 401);
+    CHECK(admin_request(admin, "GET", "/healthz", "rotated").status == 200);
 }
 
 TEST_CASE("/healthz answers 503 once a shutdown drain began", "[admin]") {
@@ -333,9 +336,7 @@ TEST_CASE("/healthz answers 503 once a shutdown drain began", "[admin]") {
     const std::uint16_t admin = free_port();
     Fulcrum fulcrum = start_with_admin({service}, admin, "shutdown_timeout = \"1m\"");
     CHECK(admin_request(admin, "GET", "/healthz").status == 200);
-    Socket held = connect_to(service.listen);
-    held.send_all("x");
-    REQUIRE(held.read_exact(1) == "x");
+    Socket held = established_session(service.listen);
 
     fulcrum.process().send_signal(SIGTERM);
     REQUIRE(fulcrum.process().wait_for_output("closing listeners", 5s));
@@ -351,4 +352,19 @@ TEST_CASE("/healthz answers 503 once a shutdown drain began", "[admin]") {
     held.shutdown_write();
     CHECK(held.read_until_closed() == 0);
     CHECK(fulcrum.process().wait_exit(10s) == 0);
+}
+
+TEST_CASE("an admin address in use is a startup error", "[admin]") {
+    const Socket taken = listen_any();
+    NamedEcho a("a");
+    ServiceSpec service = service_to({a.port()});
+    const TempDir dir;
+    const std::string path =
+        dir.write("fulcrum.toml", with_admin(config_for({service}), local_port(taken)));
+    const RunResult result = run_fulcrum({"-c", path});
+    INFO(result.output);
+    CHECK(result.exit_code == 1);
+    CHECK(result.output.find(
+              "admin: cannot listen on 127.0.0.1:" + std::to_string(local_port(taken)) +
+              ": Address already in use") != std::string::npos);
 }

@@ -67,9 +67,7 @@ TEST_CASE("shutdown_timeout closes what is left, and fulcrum exits 0", "[lifecyc
     EchoServer echo;
     ServiceSpec service = service_to({echo.port()});
     Fulcrum fulcrum = start_fulcrum({service}, "shutdown_timeout = \"300ms\"");
-    Socket idle = connect_to(service.listen);
-    idle.send_all("x");
-    REQUIRE(idle.read_exact(1) == "x");
+    Socket idle = established_session(service.listen);
 
     fulcrum.process().send_signal(SIGTERM);
     CHECK(idle.read_until_closed() == 0);
@@ -81,9 +79,7 @@ TEST_CASE("a second signal exits at once", "[lifecycle]") {
     EchoServer echo;
     ServiceSpec service = service_to({echo.port()});
     Fulcrum fulcrum = start_fulcrum({service}, "shutdown_timeout = \"1h\"");
-    Socket idle = connect_to(service.listen);
-    idle.send_all("x");
-    REQUIRE(idle.read_exact(1) == "x");
+    Socket idle = established_session(service.listen);
 
     fulcrum.process().send_signal(SIGTERM);
     REQUIRE(fulcrum.process().wait_for_output("closing listeners", 5s));
