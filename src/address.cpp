@@ -63,7 +63,9 @@ std::uint16_t Address::port() const {
     return ntohs(reinterpret_cast<const sockaddr_in*>(&storage)->sin_port);
 }
 
-std::string Address::ip() const { return format_ip(sockaddr_ptr()); }
+std::string Address::ip() const {
+    return format_ip(sockaddr_ptr());
+}
 
 std::string Address::numeric() const {
     return format_sockaddr(sockaddr_ptr());

@@ -1,8 +1,8 @@
 // The command line: fulcrum [-c FILE] [--check] [--log-level LEVEL] [--version] [--help]
 // Exit status: 0 ok, 1 configuration or startup error, 2 usage error.
 
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <memory>

@@ -52,9 +52,7 @@ std::string_view to_string(SessionEnd end) {
 }
 
 Session::Session(Listener& listener)
-    : listener_(listener),
-      upstream_(&client_, &backend_),
-      downstream_(&backend_, &client_) {
+    : listener_(listener), upstream_(&client_, &backend_), downstream_(&backend_, &client_) {
     uv_loop_t* loop = listener_.worker().loop();
     // Neither init can fail on Linux: they only fill in the structs.
     uv_tcp_init(loop, &client_);

@@ -38,7 +38,9 @@ void set_timeouts(int fd, int seconds) {
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
-void set_nonblocking(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
+void set_nonblocking(int fd) {
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
 
 }  // namespace
 
@@ -269,8 +271,8 @@ void EchoServer::run() {
                 return;
             }
             if (fd == listener_.fd()) {
-                for (int cfd; (cfd = ::accept4(fd, nullptr, nullptr,
-                                               SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0;) {
+                for (int cfd;
+                     (cfd = ::accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0;) {
                     ++accepted_;
                     connections[cfd] = {};
                     epoll_event ev{};

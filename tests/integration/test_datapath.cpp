@@ -25,7 +25,9 @@ constexpr std::size_t KiB = 1024;
 constexpr std::size_t MiB = 1024 * KiB;
 
 // A port nothing listens on: connects to it are refused.
-std::uint16_t dead_port() { return free_port(); }
+std::uint16_t dead_port() {
+    return free_port();
+}
 
 // Whether an echo through fulcrum works again within 10 s (connections that fulcrum
 // closes at once, while it is still at a limit, are retried).
@@ -198,9 +200,12 @@ TEST_CASE("a refused backend is skipped for the next one", "[datapath]") {
 }
 
 TEST_CASE("with every backend refused, on_failure does what it says", "[datapath]") {
-    ServiceSpec close_service = service_to({dead_port(), dead_port()}, "on_failure = \"close\"", "fin");
-    ServiceSpec reset_service = service_to({dead_port(), dead_port()}, "on_failure = \"reset\"", "rst");
-    ServiceSpec http_service = service_to({dead_port(), dead_port()}, "on_failure = \"http-502\"", "http");
+    ServiceSpec close_service =
+        service_to({dead_port(), dead_port()}, "on_failure = \"close\"", "fin");
+    ServiceSpec reset_service =
+        service_to({dead_port(), dead_port()}, "on_failure = \"reset\"", "rst");
+    ServiceSpec http_service =
+        service_to({dead_port(), dead_port()}, "on_failure = \"http-502\"", "http");
     Fulcrum fulcrum = start_fulcrum({close_service, reset_service, http_service});
 
     Socket fin = connect_to(close_service.listen);
@@ -214,8 +219,7 @@ TEST_CASE("with every backend refused, on_failure does what it says", "[datapath
     std::string response = http.read_to_eof();
     CHECK(response.rfind("HTTP/1.1 502 Bad Gateway\r\n", 0) == 0);
 
-    CHECK(fulcrum.process().wait_for_output(
-        "service http: client 127.0.0.1:", 5s));
+    CHECK(fulcrum.process().wait_for_output("service http: client 127.0.0.1:", 5s));
     const std::string log = fulcrum.process().output();
     CHECK(log.find("no backend available, tried: b0 (ECONNREFUSED), b1 (ECONNREFUSED)") !=
           std::string::npos);
@@ -258,7 +262,8 @@ TEST_CASE("connect_timeout fires against a backend that never accepts", "[datapa
     Socket stuck = listen_any(0);
     std::vector<Socket> fillers;
     for (int i = 0; i < 4; ++i) fillers.push_back(start_connect(local_port(stuck)));
-    ServiceSpec service = service_to({local_port(stuck)}, "connect_timeout = \"300ms\"\nretries = 0");
+    ServiceSpec service =
+        service_to({local_port(stuck)}, "connect_timeout = \"300ms\"\nretries = 0");
     Fulcrum fulcrum = start_fulcrum({service});
     const auto begin = std::chrono::steady_clock::now();
     Socket client = connect_to(service.listen);
