@@ -59,7 +59,6 @@ public:
     // what was checked before. A backend kept from before keeps its health state. Probes
     // are spread over each service's interval.
     void configure(const std::vector<ServiceState>& services);
-    std::size_t target_count() const { return targets_.size(); }
     // Stops probing; probes in flight finish on their own and their results are dropped.
     void stop();
 

@@ -43,7 +43,6 @@ public:
     // This worker's slot of the service's counters.
     ServiceTraffic& traffic() { return (*service_.counters)[worker_id_]; }
     Strategy& strategy() { return *strategy_; }
-    const Address& bound_address() const { return bound_; }
 
     // A reload: new connections use this configuration and pool; live sessions keep the
     // backends they have.

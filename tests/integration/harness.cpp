@@ -1,5 +1,7 @@
 #include "harness.hpp"
 
+#include "net.hpp"
+
 #if !defined(FULCRUM_BINARY) || !defined(DEMO_BACKEND_BINARY)
 #error "define FULCRUM_BINARY and DEMO_BACKEND_BINARY (tests/meson.build does)"
 #endif
@@ -52,14 +54,6 @@ public:
 private:
     int fd_;
 };
-
-sockaddr_in loopback(std::uint16_t port) {
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(port);
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    return address;
-}
 
 std::string read_text_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);

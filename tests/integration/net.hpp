@@ -2,6 +2,8 @@
 // Socket helpers and scripted peers for the integration tests: real TCP on 127.0.0.1,
 // blocking calls bounded by socket timeouts so that no test can hang forever.
 
+#include <netinet/in.h>
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -45,6 +47,8 @@ private:
     int fd_ = -1;
 };
 
+// 127.0.0.1:port as a socket address.
+sockaddr_in loopback(std::uint16_t port);
 // Blocking connect to 127.0.0.1:port with `timeout_seconds` receive/send timeouts.
 Socket connect_to(std::uint16_t port, int timeout_seconds = 30);
 // A connect that may fail: returns an empty Socket and sets `error` to errno.
