@@ -104,6 +104,15 @@ Address parse_address(std::string_view text) {
     return resolve(text, std::string(host), port, AF_UNSPEC, 0);
 }
 
+void SocketAddress::assign(const sockaddr* address) {
+    storage = {};
+    if (address->sa_family == AF_INET) {
+        std::memcpy(&storage, address, sizeof(sockaddr_in));
+    } else if (address->sa_family == AF_INET6) {
+        std::memcpy(&storage, address, sizeof(sockaddr_in6));
+    }
+}
+
 std::string format_ip(const sockaddr* sa) {
     char host[INET6_ADDRSTRLEN] = {};
     if (sa->sa_family == AF_INET) {

@@ -53,6 +53,12 @@ constexpr std::array<Choice<AllUnhealthy>, 2> all_unhealthy_choices{{
     {"fail-open", AllUnhealthy::fail_open},
 }};
 
+constexpr std::array<Choice<std::optional<ProxyVersion>>, 3> send_proxy_choices{{
+    {"off", std::nullopt},
+    {"v1", ProxyVersion::v1},
+    {"v2", ProxyVersion::v2},
+}};
+
 // The level names spdlog understands.
 constexpr std::array<std::string_view, 7> log_levels{"trace", "debug",    "info", "warn",
                                                      "error", "critical", "off"};
@@ -291,6 +297,15 @@ Address to_backend_address(const Value& value) {
     return address;
 }
 
+Cidr to_cidr(const Value& value) {
+    const std::string text = to_string_value(value);
+    try {
+        return parse_cidr(text);
+    } catch (const AddressError& error) {
+        throw Invalid(error.what());
+    }
+}
+
 // An HTTP status range, "200-399", or one status, "200".
 std::pair<int, int> to_status_range(const Value& value) {
     const std::string text = to_string_value(value);
@@ -386,6 +401,26 @@ public:
         }
         const bool valid = errors_.attempt(*value, path_of(key), [&] { out = convert(*value); });
         return valid ? Outcome::valid : Outcome::invalid;
+    }
+
+    // Reads the array `key` element by element, so that an error points at its element.
+    template <typename T, typename Convert>
+    Outcome read_list(std::string_view key, std::vector<T>& out, Convert convert) {
+        const Value* value = find(key);
+        if (value == nullptr) return Outcome::absent;
+        const std::string path = path_of(key);
+        if (!errors_.attempt(*value, path, [&] { expect_type(*value, toml::value_t::array); })) {
+            return Outcome::invalid;
+        }
+        Outcome outcome = Outcome::valid;
+        const auto& items = value->as_array();
+        for (std::size_t i = 0; i < items.size(); ++i) {
+            if (!errors_.attempt(items[i], fmt::format("{}[{}]", path, i),
+                                 [&] { out.push_back(convert(items[i])); })) {
+                outcome = Outcome::invalid;
+            }
+        }
+        return outcome;
     }
 
     // Reads the sub-table `key` ([log], [service.health], ...) with `read_body` when present.
@@ -507,6 +542,7 @@ void read_health(Section& section, HealthConfig& health) {
     section.read("host", health.host, to_name);
     section.read("port", health.port, integer_in_range<int>(1, 65535));
     section.read("all_unhealthy", health.all_unhealthy, one_of(all_unhealthy_choices));
+    section.read("send_proxy", health.send_proxy, to_bool);
 
     // A probe must end before the next one starts. Blame the key the user wrote.
     if (interval == Outcome::invalid || timeout == Outcome::invalid) return;
@@ -527,8 +563,10 @@ void read_passive(Section& section, PassiveConfig& passive) {
     section.read("cooldown", passive.cooldown, to_positive_duration);
 }
 
-BackendConfig read_backend(Section& section) {
+BackendConfig read_backend(Section& section, const ServiceConfig& service) {
     BackendConfig backend;
+    backend.send_proxy = service.send_proxy;
+    section.read("send_proxy", backend.send_proxy, one_of(send_proxy_choices));
     section.read("address", backend.address, to_backend_address, Need::required);
     if (section.read("name", backend.name, to_name) == Outcome::absent) {
         backend.name = backend.address.text;
@@ -546,12 +584,20 @@ ServiceConfig read_service(Section& section) {
     section.read("idle_timeout", service.idle_timeout, to_positive_duration);
     section.read("retries", service.retries, integer_at_least<int>(0));
     section.read("on_failure", service.on_failure, one_of(on_failure_choices));
-    section.table("health", [&](Section& health) { read_health(health, service.health); });
-    section.table("passive", [&](Section& passive) { read_passive(passive, service.passive); });
+    section.read("send_proxy", service.send_proxy, one_of(send_proxy_choices));
+    section.read("accept_proxy", service.accept_proxy, to_bool);
+    const Outcome trusted = section.read_list("proxy_trusted", service.proxy_trusted, to_cidr);
+    if (trusted != Outcome::absent && !service.accept_proxy) {
+        section.error("proxy_trusted", "needs accept_proxy = true");
+    }
+    section.read("proxy_timeout", service.proxy_timeout, to_positive_duration);
+    if (section.find("proxy_timeout") != nullptr && !service.accept_proxy) {
+        section.error("proxy_timeout", "needs accept_proxy = true");
+    }
 
     Owners backend_names;
     section.required_tables("backend", [&](Section& item) {
-        BackendConfig backend = read_backend(item);
+        BackendConfig backend = read_backend(item, service);
         if (!backend.name.empty()) {
             // A defaulted name is the address: blame the key the user wrote.
             const std::string_view key = item.find("name") != nullptr ? "name" : "address";
@@ -559,6 +605,17 @@ ServiceConfig read_service(Section& section) {
         }
         service.backends.push_back(std::move(backend));
     });
+    // After the backends, whose send_proxy health.send_proxy depends on.
+    section.table("health", [&](Section& health) {
+        read_health(health, service.health);
+        const bool any_send_proxy =
+            std::any_of(service.backends.begin(), service.backends.end(),
+                        [](const BackendConfig& backend) { return backend.send_proxy; });
+        if (service.health.send_proxy && !any_send_proxy) {
+            health.error("send_proxy", "needs send_proxy on the service or a backend");
+        }
+    });
+    section.table("passive", [&](Section& passive) { read_passive(passive, service.passive); });
     return service;
 }
 
@@ -685,6 +742,9 @@ std::string_view to_string(AllUnhealthy v) {
 std::string_view to_string(StrategyKind v) {
     return name_of(strategy_choices, v);
 }
+std::string_view to_string(std::optional<ProxyVersion> v) {
+    return name_of(send_proxy_choices, v);
+}
 
 ConfigError::ConfigError(std::vector<std::string> errors)
     : std::runtime_error(fmt::format("{}", fmt::join(errors, "\n"))), errors_(std::move(errors)) {}
@@ -754,6 +814,15 @@ std::string to_toml(const Config& config) {
         line("idle_timeout", toml_string(service.idle_timeout));
         line("retries", std::to_string(service.retries));
         line("on_failure", toml_string(to_string(service.on_failure)));
+        line("send_proxy", toml_string(to_string(service.send_proxy)));
+        line("accept_proxy", fmt::format("{}", service.accept_proxy));
+        if (service.accept_proxy) {
+            std::vector<std::string> trusted;
+            for (const Cidr& cidr : service.proxy_trusted)
+                trusted.push_back(toml_string(cidr.text));
+            line("proxy_trusted", fmt::format("[{}]", fmt::join(trusted, ", ")));
+            line("proxy_timeout", toml_string(service.proxy_timeout));
+        }
 
         const HealthConfig& health = service.health;
         out += "\n[service.health]\n";
@@ -768,6 +837,7 @@ std::string to_toml(const Config& config) {
         if (!health.host.empty()) line("host", toml_string(health.host));
         if (health.port != 0) line("port", std::to_string(health.port));
         line("all_unhealthy", toml_string(to_string(health.all_unhealthy)));
+        line("send_proxy", fmt::format("{}", health.send_proxy));
 
         const PassiveConfig& passive = service.passive;
         out += "\n[service.passive]\n";
@@ -781,6 +851,7 @@ std::string to_toml(const Config& config) {
             line("name", toml_string(backend.name));
             line("address", toml_string(backend.address.text));
             line("weight", std::to_string(backend.weight));
+            line("send_proxy", toml_string(to_string(backend.send_proxy)));
         }
     }
     return out;

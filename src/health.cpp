@@ -3,7 +3,10 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <stdexcept>
 
@@ -44,11 +47,41 @@ std::string describe(httplib::Error error) {
     }
 }
 
+// An HTTP client that writes a PROXY header as soon as it has connected.
+class ProxyHeaderClient : public httplib::ClientImpl {
+public:
+    ProxyHeaderClient(const std::string& host, int port, std::string header)
+        : httplib::ClientImpl(host, port), header_(std::move(header)) {}
+
+protected:
+    bool create_and_connect_socket(Socket& socket, httplib::Error& error) override {
+        if (!httplib::ClientImpl::create_and_connect_socket(socket, error)) return false;
+        // The socket is blocking here, with the write timeout set as SO_SNDTIMEO.
+        std::string_view rest = header_;
+        while (!rest.empty()) {
+            const ssize_t n = ::send(socket.sock, rest.data(), rest.size(), MSG_NOSIGNAL);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) {
+                error = httplib::Error::Write;
+                return false;
+            }
+            rest.remove_prefix(static_cast<std::size_t>(n));
+        }
+        return true;
+    }
+
+private:
+    std::string header_;
+};
+
 }  // namespace
 
-ProbeResult probe_backend(const HealthConfig& health, const Address& address) {
+ProbeResult probe_backend(const HealthConfig& health, const BackendConfig& backend) {
+    const Address& address = backend.address;
     const int port = health.port != 0 ? health.port : address.port();
-    httplib::Client client(address.ip(), port);
+    std::string header;
+    if (health.send_proxy && backend.send_proxy) header = encode_proxy_local(*backend.send_proxy);
+    ProxyHeaderClient client(address.ip(), port, std::move(header));
     const auto timeout = std::chrono::duration_cast<std::chrono::microseconds>(health.timeout);
     client.set_connection_timeout(timeout);
     client.set_read_timeout(timeout);
@@ -161,8 +194,7 @@ void HealthChecker::run_probe(uv_work_t* work) {
     auto* target = static_cast<Target*>(work->data);
     const auto start = std::chrono::steady_clock::now();
     try {
-        target->result =
-            probe_backend(target->group->service->health, target->backend->config.address);
+        target->result = probe_backend(target->group->service->health, target->backend->config);
     } catch (const std::exception& e) {
         target->result = {false, e.what()};
     }

@@ -177,6 +177,12 @@ std::string render_prometheus(const MetricsSample& sample) {
     for (const ServiceSample& s : sample.services) {
         out.sample("fulcrum_service_refused_total", {{"service", s.name}}, s.refused);
     }
+    out.family("fulcrum_service_proxy_rejected_total", "counter",
+               "Client connections closed for a missing, malformed or late PROXY header, or "
+               "a peer not in proxy_trusted.");
+    for (const ServiceSample& s : sample.services) {
+        out.sample("fulcrum_service_proxy_rejected_total", {{"service", s.name}}, s.proxy_rejected);
+    }
     out.family("fulcrum_service_no_backend_total", "counter",
                "Client connections no backend could take, by the on_failure action applied.");
     for (const ServiceSample& s : sample.services) {
@@ -226,6 +232,7 @@ std::vector<ServiceSample> sample_services(const std::vector<ServiceState>& serv
         service.counters->for_each([&s](const ServiceTraffic& t) {
             s.accepted += t.accepted.value();
             s.refused += t.refused.value();
+            s.proxy_rejected += t.proxy_rejected.value();
             for (std::size_t i = 0; i < on_failure_count; ++i)
                 s.no_backend[i] += t.no_backend[i].value();
         });

@@ -9,6 +9,7 @@
 
 #include "fulcrum/address.hpp"
 #include "fulcrum/listener.hpp"
+#include "fulcrum/proxy_protocol.hpp"
 #include "fulcrum/worker.hpp"
 
 namespace fulcrum {
@@ -26,6 +27,10 @@ constexpr std::string_view bad_gateway_response =
 // How long a client that got no backend may take to finish sending before we close:
 // closing with unread bytes would turn our FIN (or 502) into an RST the client may never read.
 constexpr std::uint64_t drain_timeout_ms = 2000;
+
+// The most a PROXY header can take; reads during the header stop there, so a client's
+// bytes beyond it stay in the kernel until the backend can take them.
+constexpr std::size_t max_proxy_header = std::max(proxy_v1_max_header, proxy_v2_max_header);
 
 }  // namespace
 
@@ -45,6 +50,8 @@ std::string_view to_string(SessionEnd end) {
             return "connect-failed";
         case SessionEnd::refused:
             return "refused";
+        case SessionEnd::bad_proxy_header:
+            return "bad-proxy-header";
         case SessionEnd::shutdown:
             return "shutdown";
     }
@@ -83,15 +90,70 @@ void Session::start(int client_fd) {
         close(SessionEnd::refused);
         return;
     }
-    int len = sizeof client_addr_;
-    uv_tcp_getpeername(&client_, reinterpret_cast<sockaddr*>(&client_addr_), &len);
+    int len = sizeof peer_addr_.storage;
+    uv_tcp_getpeername(&client_, peer_addr_.get(), &len);
+    client_addr_ = peer_addr_;
     if (!listener_.worker().admit()) {
         listener_.traffic().refused.add();
         close(SessionEnd::refused);
         return;
     }
     listener_.traffic().accepted.add();
+    if (listener_.service().accept_proxy) {
+        await_header();
+    } else {
+        connect_next();
+    }
+}
+
+void Session::await_header() {
+    const ServiceConfig& service = listener_.service();
+    const auto& trusted = service.proxy_trusted;
+    if (!trusted.empty() && std::none_of(trusted.begin(), trusted.end(), [this](const Cidr& c) {
+            return c.contains(peer_addr_.get());
+        })) {
+        reject_header("peer not in proxy_trusted");
+        return;
+    }
+    state_ = State::awaiting_header;
+    if (int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(&client_), on_alloc, on_read);
+        rc < 0) {
+        reject_header(uv_strerror(rc));
+        return;
+    }
+    uv_timer_start(&timer_, on_timer, static_cast<std::uint64_t>(service.proxy_timeout.count()), 0);
+}
+
+void Session::read_header(ssize_t nread, const uv_buf_t* buf) {
+    if (nread < 0) {
+        reject_header(nread == UV_EOF ? "connection closed before a complete header"
+                                      : uv_strerror(static_cast<int>(nread)));
+        return;
+    }
+    header_buffer_.append(buf->base, static_cast<std::size_t>(nread));
+    ProxyParse parse = parse_proxy_header(header_buffer_);
+    if (parse.status == ProxyParse::Status::incomplete) return;
+    if (parse.status == ProxyParse::Status::invalid) {
+        reject_header(parse.error);
+        return;
+    }
+    uv_read_stop(reinterpret_cast<uv_stream_t*>(&client_));
+    uv_timer_stop(&timer_);
+    if (parse.header.has_addresses) {
+        client_addr_.assign(reinterpret_cast<const sockaddr*>(&parse.header.source));
+        destination_addr_.assign(reinterpret_cast<const sockaddr*>(&parse.header.destination));
+    }
+    // What is left are the client's first bytes: they go to the backend first.
+    header_buffer_.erase(0, parse.length);
+    if (header_buffer_.empty()) header_buffer_.shrink_to_fit();
     connect_next();
+}
+
+void Session::reject_header(std::string_view reason) {
+    spdlog::warn("service {}: peer {}: no valid PROXY header: {}; closing",
+                 listener_.service().name, peer_text(), reason);
+    listener_.traffic().proxy_rejected.add();
+    close(SessionEnd::bad_proxy_header);
 }
 
 void Session::abort(SessionEnd why) {
@@ -102,8 +164,7 @@ void Session::connect_next() {
     const ServiceConfig& service = listener_.service();
     Backend* backend = nullptr;
     if (tried_.size() <= static_cast<std::size_t>(service.retries)) {
-        backend =
-            listener_.strategy().pick(reinterpret_cast<const sockaddr*>(&client_addr_), tried_);
+        backend = listener_.strategy().pick(client_addr_.get(), tried_);
     }
     if (backend == nullptr) {
         apply_on_failure();
@@ -177,7 +238,13 @@ void Session::established() {
     uv_tcp_nodelay(&client_, 1);
     uv_tcp_nodelay(&backend_, 1);
     last_activity_ms_ = uv_now(listener_.worker().loop());
+    if (!write_preamble()) {
+        close(SessionEnd::backend_reset, &client_);
+        return;
+    }
     for (uv_tcp_t* side : {&client_, &backend_}) {
+        // The client is read once the preamble is written (write_done), as after any write.
+        if (side == &client_ && upstream_.writing) continue;
         if (int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(side), on_alloc, on_read);
             rc < 0) {
             spdlog::warn("service {}: cannot read from {}: {}", listener_.service().name,
@@ -188,6 +255,35 @@ void Session::established() {
     }
     uv_timer_start(&timer_, on_timer,
                    static_cast<std::uint64_t>(listener_.service().idle_timeout.count()), 0);
+}
+
+bool Session::write_preamble() {
+    const std::optional<ProxyVersion> version = backend_choice_->config.send_proxy;
+    if (!version && header_buffer_.empty()) return true;
+    std::string preamble;
+    if (version) {
+        if (destination_addr_.get()->sa_family == AF_UNSPEC) {
+            int len = sizeof destination_addr_.storage;
+            uv_tcp_getsockname(&client_, destination_addr_.get(), &len);
+        }
+        preamble = encode_proxy_header(*version, client_addr_.get(), destination_addr_.get());
+    }
+    // Client bytes, counted as the copy path counts them.
+    upstream_.bytes += header_buffer_.size();
+    traffic_of(*backend_choice_).bytes_sent.add(header_buffer_.size());
+    preamble += header_buffer_;
+    header_buffer_ = std::string();
+    // Both parts are bounded (max_proxy_header each), far below a block.
+    upstream_.pending = listener_.worker().take_block();
+    std::memcpy(upstream_.pending.get(), preamble.data(), preamble.size());
+    uv_buf_t chunk = uv_buf_init(upstream_.pending.get(), static_cast<unsigned>(preamble.size()));
+    if (uv_write(&upstream_.write_req, reinterpret_cast<uv_stream_t*>(&backend_), &chunk, 1,
+                 on_write) < 0) {
+        listener_.worker().give_block(std::move(upstream_.pending));
+        return false;
+    }
+    upstream_.writing = true;
+    return true;
 }
 
 void Session::apply_on_failure() {
@@ -220,7 +316,11 @@ void Session::apply_on_failure() {
 }
 
 void Session::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
-    *buf = of(handle)->listener_.worker().scratch();
+    Session* s = of(handle);
+    *buf = s->listener_.worker().scratch();
+    if (s->state_ == State::awaiting_header) {
+        buf->len = static_cast<decltype(buf->len)>(max_proxy_header - s->header_buffer_.size());
+    }
 }
 
 void Session::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
@@ -234,6 +334,9 @@ void Session::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
         case State::failing:
             // Draining a client that got no backend: discard until it is done.
             if (nread < 0) s->close(SessionEnd::connect_failed);
+            return;
+        case State::awaiting_header:
+            s->read_header(nread, buf);
             return;
         default:
             return;
@@ -332,6 +435,10 @@ void Session::shutdown_done(Direction& d, int status) {
 void Session::on_timer(uv_timer_t* timer) {
     Session* s = of(timer);
     switch (s->state_) {
+        case State::awaiting_header:
+            s->reject_header(fmt::format("none within proxy_timeout ({})",
+                                         format_duration(s->listener_.service().proxy_timeout)));
+            return;
         case State::connecting:
             s->count_backend_failure();
             s->attempt_failed("timeout");
@@ -404,9 +511,10 @@ void Session::destroy() {
     }
     if (listener_.worker().config().log.access_log) {
         spdlog::info(
-            "access client={} service={} backend={} bytes_in={} bytes_out={} "
+            "access client={}{} service={} backend={} bytes_in={} bytes_out={} "
             "duration_ms={} end={}",
-            client_text(), listener_.service().name,
+            client_text(), listener_.service().accept_proxy ? " via=" + peer_text() : "",
+            listener_.service().name,
             backend_choice_ != nullptr ? backend_choice_->config.name : "-", upstream_.bytes,
             downstream_.bytes, now - started_ms_, to_string(end_));
     }
@@ -423,7 +531,11 @@ BackendTraffic& Session::traffic_of(Backend& backend) {
 }
 
 std::string Session::client_text() const {
-    return format_sockaddr(reinterpret_cast<const sockaddr*>(&client_addr_));
+    return format_sockaddr(client_addr_.get());
+}
+
+std::string Session::peer_text() const {
+    return format_sockaddr(peer_addr_.get());
 }
 
 }  // namespace fulcrum

@@ -34,6 +34,17 @@ struct Address {
     bool operator==(const Address& other) const;
 };
 
+// An IPv4 or IPv6 socket address in 28 bytes, where sockaddr_storage takes 128: every
+// session keeps a few of them.
+struct SocketAddress {
+    sockaddr_in6 storage{};  // AF_UNSPEC until set; large enough for a sockaddr_in
+
+    sockaddr* get() { return reinterpret_cast<sockaddr*>(&storage); }
+    const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage); }
+    // Copies an AF_INET or AF_INET6 address; any other leaves this AF_UNSPEC.
+    void assign(const sockaddr* address);
+};
+
 // Throws AddressError with a message that says what is wrong ("missing port",
 // "port out of range", "cannot resolve host 'x': ...").
 Address parse_address(std::string_view text);

@@ -12,7 +12,9 @@
 #include <vector>
 
 #include "fulcrum/address.hpp"
+#include "fulcrum/cidr.hpp"
 #include "fulcrum/duration.hpp"
+#include "fulcrum/proxy_protocol.hpp"
 
 namespace fulcrum {
 
@@ -22,6 +24,7 @@ enum class StrategyKind { round_robin, least_connections, random_two, source_has
 
 std::string_view to_string(OnFailure v);
 std::string_view to_string(StrategyKind v);
+std::string_view to_string(std::optional<ProxyVersion> v);  // "off", "v1", "v2"
 
 struct LogConfig {
     std::string level = "info";  // trace, debug, info, warn, error, critical, off
@@ -64,6 +67,9 @@ struct HealthConfig {
     std::string host;  // Host header; empty: the backend's address
     int port = 0;      // probe port; 0: the backend's own port
     AllUnhealthy all_unhealthy = AllUnhealthy::refuse;
+    // Probes start with a PROXY header (v1 UNKNOWN, v2 LOCAL) to backends with send_proxy
+    // set, for backends that require one on every connection.
+    bool send_proxy = false;
 
     bool operator==(const HealthConfig&) const = default;
 };
@@ -83,6 +89,9 @@ struct BackendConfig {
     std::string name;  // defaults to the address text
     Address address;
     int weight = 1;
+    // The PROXY header written before the client's bytes: the backend's own setting, else
+    // the service's; nullopt: none.
+    std::optional<ProxyVersion> send_proxy;
 
     bool operator==(const BackendConfig&) const = default;
 };
@@ -95,6 +104,12 @@ struct ServiceConfig {
     Duration idle_timeout = std::chrono::minutes(5);
     int retries = 2;
     OnFailure on_failure = OnFailure::close;
+    std::optional<ProxyVersion> send_proxy;  // the backends' default
+    // Clients arrive through another balancer that starts each connection with a PROXY
+    // header; the client address it carries is the one fulcrum uses.
+    bool accept_proxy = false;
+    std::vector<Cidr> proxy_trusted;  // peers allowed to send the header; empty: any
+    Duration proxy_timeout = std::chrono::seconds(5);  // for the whole header to arrive
     HealthConfig health;
     PassiveConfig passive;
     std::vector<BackendConfig> backends;

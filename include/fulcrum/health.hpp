@@ -45,8 +45,9 @@ struct ProbeResult {
     std::string detail;  // "status 200", "connection refused", "timeout", ...
 };
 
-// One blocking probe with hard connect/read/write timeouts (runs on a pool thread).
-ProbeResult probe_backend(const HealthConfig& health, const Address& address);
+// One blocking probe with hard connect/read/write timeouts (runs on a pool thread). With
+// health.send_proxy it starts with the backend's PROXY header version, as a LOCAL header.
+ProbeResult probe_backend(const HealthConfig& health, const BackendConfig& backend);
 
 class HealthChecker {
 public:

@@ -119,6 +119,8 @@ struct BackendTraffic {
 struct ServiceTraffic {
     LocalCounter accepted;  // client connections served
     LocalCounter refused;   // closed at once: max_connections reached
+    // Closed for a missing, malformed or late PROXY header, or an untrusted peer.
+    LocalCounter proxy_rejected;
     // Connections no backend could take, by the on_failure action they got.
     std::array<LocalCounter, on_failure_count> no_backend;
 };
@@ -145,6 +147,7 @@ struct ServiceSample {
     std::string name;
     std::uint64_t accepted = 0;
     std::uint64_t refused = 0;
+    std::uint64_t proxy_rejected = 0;
     std::array<std::uint64_t, on_failure_count> no_backend{};  // indexed by OnFailure
     std::vector<BackendSample> backends;
 };

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fulcrum/address.hpp"
 #include "fulcrum/backend.hpp"
 
 namespace fulcrum {
@@ -19,14 +20,15 @@ class Listener;
 
 // How a session ended, as the access log names it.
 enum class SessionEnd {
-    client_fin,      // the client finished first, then the backend; both directions complete
-    backend_fin,     // the backend finished first, then the client
-    client_reset,    // the client reset or failed; passed on to the backend as a reset
-    backend_reset,   // the backend reset or failed (died mid-stream); passed on as a reset
-    idle_timeout,    // no byte either way for idle_timeout
-    connect_failed,  // no backend could be reached; on_failure applied
-    refused,         // max_connections reached at accept
-    shutdown,        // still open when shutdown_timeout ran out
+    client_fin,        // the client finished first, then the backend; both directions complete
+    backend_fin,       // the backend finished first, then the client
+    client_reset,      // the client reset or failed; passed on to the backend as a reset
+    backend_reset,     // the backend reset or failed (died mid-stream); passed on as a reset
+    idle_timeout,      // no byte either way for idle_timeout
+    connect_failed,    // no backend could be reached; on_failure applied
+    refused,           // max_connections reached at accept
+    bad_proxy_header,  // accept_proxy: no valid PROXY header in time, or an untrusted peer
+    shutdown,          // still open when shutdown_timeout ran out
 };
 std::string_view to_string(SessionEnd end);
 
@@ -48,11 +50,12 @@ public:
 private:
     // A session walks these states in order; `closing` can be entered from any of them.
     enum class State {
-        connecting,   // a connect to the picked backend is in flight; the client is not read
-        retrying,     // a failed attempt's backend handle is closing; the next one starts after
-        established,  // bytes flow both ways
-        failing,      // no backend: on_failure's answer is written, the client drained to EOF
-        closing,      // every handle is closing; the last close callback frees the session
+        awaiting_header,  // accept_proxy: reading the PROXY header; no backend picked yet
+        connecting,       // a connect to the picked backend is in flight; the client is not read
+        retrying,         // a failed attempt's backend handle is closing; the next one starts after
+        established,      // bytes flow both ways
+        failing,          // no backend: on_failure's answer is written, the client drained to EOF
+        closing,          // every handle is closing; the last close callback frees the session
     };
 
     // Bytes flowing from `source` to `sink`. At most one write is in flight per direction;
@@ -79,11 +82,17 @@ private:
     static void on_timer(uv_timer_t* timer);
     static void on_closed(uv_handle_t* handle);
 
+    void await_header();
+    void read_header(ssize_t nread, const uv_buf_t* buf);
+    void reject_header(std::string_view reason);
     void connect_next();
     // A connect the backend refused or did not answer: counts towards passive detection.
     void count_backend_failure();
     void attempt_failed(std::string error);
     void established();
+    // Writes what must reach the backend before the client's next bytes: the PROXY header
+    // and the client bytes that came with the one it sent. False if the write failed.
+    bool write_preamble();
     void apply_on_failure();
     void read(Direction& d, ssize_t nread, const uv_buf_t* buf);
     void write_done(Direction& d, int status);
@@ -98,6 +107,7 @@ private:
     SessionEnd failure_of(const uv_tcp_t* side) const;
     uv_tcp_t* other(const uv_tcp_t* side) { return side == &client_ ? &backend_ : &client_; }
     std::string client_text() const;
+    std::string peer_text() const;
     // This worker's slot of `backend`'s counters.
     BackendTraffic& traffic_of(Backend& backend);
 
@@ -119,7 +129,12 @@ private:
     bool first_fin_seen_ = false;
     std::uint64_t started_ms_ = 0;
     std::uint64_t last_activity_ms_ = 0;
-    sockaddr_storage client_addr_{};
+    SocketAddress peer_addr_;         // the connected peer
+    SocketAddress client_addr_;       // the client: the peer, or what its PROXY header says
+    SocketAddress destination_addr_;  // what the PROXY header says the client connected to
+    // accept_proxy: the header as it arrives, then the client bytes that came with it
+    // until the backend has them. Empty (no allocation) the rest of the time.
+    std::string header_buffer_;
 };
 
 }  // namespace fulcrum

@@ -700,6 +700,20 @@ weight = 9
 [[service.backend]]
 address = "[::1]:2"
 name = "two"
+[[service]]
+name = "proxied"
+listen = "127.0.0.1:0"
+send_proxy = "v2"
+accept_proxy = true
+proxy_trusted = ["10.0.0.0/8", "::1"]
+proxy_timeout = "250ms"
+[service.health]
+send_proxy = true
+[[service.backend]]
+address = "127.0.0.1:1"
+[[service.backend]]
+address = "127.0.0.1:2"
+send_proxy = "off"
 )")};
     for (const auto& file : example_files()) configs.push_back(load_config_file(file.string()));
 
@@ -752,4 +766,93 @@ address = "127.0.0.1:3001"
            "t.toml:9:16: service[0].passive.max_failures: must be at least 1",
            "t.toml:10:12: service[0].passive.cooldown: must be greater than 0",
        });
+}
+
+TEST_CASE("PROXY protocol settings", "[config][proxy_protocol]") {
+    const Config config = load(R"([[service]]
+name = "web"
+listen = "127.0.0.1:8080"
+send_proxy = "v1"
+accept_proxy = true
+proxy_trusted = ["10.0.0.0/8", "2001:db8::/32", "192.0.2.7"]
+[service.health]
+send_proxy = true
+[[service.backend]]
+address = "127.0.0.1:3001"
+[[service.backend]]
+address = "127.0.0.1:3002"
+send_proxy = "v2"
+[[service.backend]]
+address = "127.0.0.1:3003"
+send_proxy = "off"
+)");
+    const ServiceConfig& web = config.services.at(0);
+    CHECK(web.send_proxy == ProxyVersion::v1);
+    CHECK(web.accept_proxy);
+    REQUIRE(web.proxy_trusted.size() == 3);
+    CHECK(web.proxy_trusted[2].text == "192.0.2.7");
+    CHECK(web.proxy_timeout == 5s);
+    CHECK(web.health.send_proxy);
+    // A backend inherits the service's send_proxy unless it sets its own.
+    CHECK(web.backends[0].send_proxy == ProxyVersion::v1);
+    CHECK(web.backends[1].send_proxy == ProxyVersion::v2);
+    CHECK(web.backends[2].send_proxy == std::nullopt);
+
+    // Off by default.
+    const ServiceConfig plain = load(minimal).services.at(0);
+    CHECK(plain.send_proxy == std::nullopt);
+    CHECK_FALSE(plain.accept_proxy);
+    CHECK_FALSE(plain.health.send_proxy);
+    CHECK(plain.backends.at(0).send_proxy == std::nullopt);
+}
+
+TEST_CASE("PROXY protocol settings are checked", "[config][proxy_protocol][errors]") {
+    CHECK(errors_of(R"([[service]]
+name = "web"
+listen = "127.0.0.1:8080"
+send_proxy = "v3"
+proxy_trusted = ["10.0.0.0/8"]
+proxy_timeout = "1s"
+[[service.backend]]
+address = "127.0.0.1:3001"
+send_proxy = true
+)") == Errors{
+           "t.toml:4:14: service[0].send_proxy: unknown value \"v3\"; valid values: \"off\", "
+           "\"v1\", \"v2\"",
+           "t.toml:5:17: service[0].proxy_trusted: needs accept_proxy = true",
+           "t.toml:6:17: service[0].proxy_timeout: needs accept_proxy = true",
+           "t.toml:9:14: service[0].backend[0].send_proxy: expected a string, got a boolean",
+       });
+    // Each bad network is reported at its own element.
+    CHECK(errors_of(R"([[service]]
+name = "web"
+listen = "127.0.0.1:8080"
+accept_proxy = true
+proxy_trusted = [
+  "10.0.0.1/8",
+  "10.0.0.0/33",
+  "example.com",
+  7,
+]
+[[service.backend]]
+address = "127.0.0.1:3001"
+)") == Errors{
+           "t.toml:6:3: service[0].proxy_trusted[0]: '10.0.0.1/8' has host bits set; did you "
+           "mean 10.0.0.0/8?",
+           "t.toml:7:3: service[0].proxy_trusted[1]: prefix length '33' is not a number from 0 "
+           "to 32",
+           "t.toml:8:3: service[0].proxy_trusted[2]: 'example.com' is not an IPv4 or IPv6 "
+           "address",
+           "t.toml:9:3: service[0].proxy_trusted[3]: expected a string, got an integer",
+       });
+    // Health checks can only send a header some backend is configured with.
+    CHECK(error_of(R"([[service]]
+name = "web"
+listen = "127.0.0.1:8080"
+[service.health]
+send_proxy = true
+[[service.backend]]
+address = "127.0.0.1:3001"
+)") == "t.toml:5:14: service[0].health.send_proxy: needs send_proxy on the service or a "
+       "backend");
 }
