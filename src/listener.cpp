@@ -1,6 +1,7 @@
 #include "fulcrum/listener.hpp"
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -41,6 +42,8 @@ ListeningSocket open_listening_socket(const Address& address, const std::string&
         ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0) {
         fail(fd, "IPV6_V6ONLY");
     }
+    // Accepted sockets inherit it: one call per listener instead of one per connection.
+    if (::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0) fail(fd, "TCP_NODELAY");
     if (::bind(fd, address.sockaddr_ptr(), address.length()) < 0) fail(fd, "bind");
     if (::listen(fd, listen_backlog) < 0) fail(fd, "listen");
     ListeningSocket socket{fd, address};
@@ -111,7 +114,9 @@ void Listener::on_readable(uv_poll_t* poll, int status, int) {
 void Listener::accept_pending() {
     // Bounded, so one busy listener cannot starve the sessions on this loop.
     for (int i = 0; i < accept_batch && handles_open_ && !paused_; ++i) {
-        int fd = ::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        SocketAddress peer;
+        socklen_t peer_length = sizeof peer.storage;
+        int fd = ::accept4(fd_, peer.get(), &peer_length, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
@@ -121,7 +126,7 @@ void Listener::accept_pending() {
             }
             return;
         }
-        (new Session(*this))->start(fd);
+        (new Session(*this))->start(fd, peer);
     }
 }
 

@@ -82,7 +82,7 @@ Session* Session::of(const void* handle_or_req) {
     return static_cast<Session*>(static_cast<const uv_handle_t*>(handle_or_req)->data);
 }
 
-void Session::start(int client_fd) {
+void Session::start(int client_fd, const SocketAddress& peer) {
     if (int rc = uv_tcp_open(&client_, client_fd); rc < 0) {
         spdlog::warn("service {}: cannot use accepted socket: {}", listener_.service().name,
                      uv_strerror(rc));
@@ -90,9 +90,7 @@ void Session::start(int client_fd) {
         close(SessionEnd::refused);
         return;
     }
-    int len = sizeof peer_addr_.storage;
-    uv_tcp_getpeername(&client_, peer_addr_.get(), &len);
-    client_addr_ = peer_addr_;
+    peer_addr_ = client_addr_ = peer;
     if (!listener_.worker().admit()) {
         listener_.traffic().refused.add();
         close(SessionEnd::refused);
@@ -235,8 +233,11 @@ void Session::attempt_failed(std::string error) {
 void Session::established() {
     state_ = State::established;
     traffic_of(*backend_choice_).connections.add();
-    uv_tcp_nodelay(&client_, 1);
-    uv_tcp_nodelay(&backend_, 1);
+    // Small writes go out at once. The client's socket has it from the listener.
+    if (int rc = uv_tcp_nodelay(&backend_, 1); rc < 0) {
+        spdlog::debug("service {}: TCP_NODELAY on the backend socket: {}", listener_.service().name,
+                      uv_strerror(rc));
+    }
     last_activity_ms_ = uv_now(listener_.worker().loop());
     if (!write_preamble()) {
         close(SessionEnd::backend_reset, &client_);

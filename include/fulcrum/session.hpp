@@ -39,7 +39,8 @@ public:
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
 
-    void start(int client_fd);
+    // `peer`: the address accept() returned for `client_fd`.
+    void start(int client_fd, const SocketAddress& peer);
     // Ends the session now (shutdown timeout); no-op if it is already closing.
     void abort(SessionEnd why);
 
