@@ -208,16 +208,6 @@ bool could_become_port(std::string_view text) {
     return text.empty() || parse_port(text).has_value();
 }
 
-std::optional<Endpoint> parse_ip(std::string_view text, int family) {
-    if (text.size() > (family == AF_INET ? max_ipv4_text : max_ipv6_text)) return std::nullopt;
-    std::array<char, max_ipv6_text + 1> buffer{};
-    std::copy(text.begin(), text.end(), buffer.begin());
-    Endpoint e;
-    e.family = family;
-    if (inet_pton(family, buffer.data(), e.address.data()) != 1) return std::nullopt;
-    return e;
-}
-
 // Whether `text` may be the start of an address of `family`: allowed characters and length.
 bool could_become_ip(std::string_view text, int family) {
     const bool v4 = family == AF_INET;
@@ -227,6 +217,17 @@ bool could_become_ip(std::string_view text, int family) {
         if (v4) return digit || c == '.';
         return digit || c == '.' || c == ':' || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
     });
+}
+
+std::optional<Endpoint> parse_ip(std::string_view text, int family) {
+    // inet_pton stops at a NUL: only allowed characters may reach it.
+    if (!could_become_ip(text, family)) return std::nullopt;
+    std::array<char, max_ipv6_text + 1> buffer{};
+    std::copy(text.begin(), text.end(), buffer.begin());
+    Endpoint e;
+    e.family = family;
+    if (inet_pton(family, buffer.data(), e.address.data()) != 1) return std::nullopt;
+    return e;
 }
 
 constexpr std::array<std::string_view, 4> v1_fields = {"source address", "destination address",

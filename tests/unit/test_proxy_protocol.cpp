@@ -139,6 +139,9 @@ TEST_CASE("v1 malformed lines are invalid", "[proxy_protocol]") {
           "v1: bad source port for TCP4");
     CHECK(invalid_error("PROXY TCP4 192.168.0.256 192.168.0.11 56324 443\r\n") ==
           "v1: bad source address for TCP4");
+    // inet_pton would stop at the NUL and see "1.2.3.4".
+    CHECK(invalid_error("PROXY TCP4 1.2.3.4\0x 5.6.7.8 1 2\r\n"s) ==
+          "v1: bad source address for TCP4");
     CHECK(invalid_error("PROXY TCP4 ::1 192.168.0.11 56324 443\r\n") ==
           "v1: bad source address for TCP4");
     CHECK(invalid_error("PROXY TCP6 ::1 192.168.0.11 56324 443\r\n") ==
