@@ -40,7 +40,7 @@ if [[ ! -f $build/build.ninja ]]; then
     CXX=clang++ CC=clang meson setup --wrap-mode=nodownload -Dfuzz=true \
         -Dbuildtype=debugoptimized "$build"
 fi
-ninja -C "$build" proxy-protocol-fuzz
+ninja -C "$build" tests/fuzz/proxy-protocol-fuzz
 
 mkdir -p "$work/corpus" "$build/fuzz-artifacts"
 cp tests/fuzz/corpus/proxy_protocol/* "$work/corpus/"
