@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <initializer_list>
 #include <string>
 #include <string_view>
 
@@ -40,6 +41,19 @@ std::string invalid_error(std::string_view bytes) {
     REQUIRE(p.status == Status::invalid);
     CHECK_FALSE(p.error.empty());
     return p.error;
+}
+
+// Inputs with the error each must give.
+struct Rejected {
+    std::string input;
+    std::string error;
+};
+
+void check_rejected(std::initializer_list<Rejected> cases) {
+    for (const Rejected& c : cases) {
+        INFO("input: " << c.input);
+        CHECK(invalid_error(c.input) == c.error);
+    }
 }
 
 // Feeds every prefix of `bytes`: each proper prefix of the header is incomplete, the whole
@@ -129,49 +143,42 @@ TEST_CASE("v1 header followed by payload", "[proxy_protocol]") {
 }
 
 TEST_CASE("v1 malformed lines are invalid", "[proxy_protocol]") {
-    CHECK(invalid_error("PROXY TCP4 192.168.0.1 192.168.0.11 56324 65536\r\n") ==
-          "v1: bad destination port for TCP4");
-    CHECK(invalid_error("PROXY TCP4 192.168.0.1 192.168.0.11 056324 443\r\n") ==
-          "v1: bad source port for TCP4");
-    CHECK(invalid_error("PROXY TCP4 192.168.0.1 192.168.0.11 +5 443\r\n") ==
-          "v1: bad source port for TCP4");
-    CHECK(invalid_error("PROXY TCP4 192.168.0.1 192.168.0.11 -5 443\r\n") ==
-          "v1: bad source port for TCP4");
-    CHECK(invalid_error("PROXY TCP4 192.168.0.256 192.168.0.11 56324 443\r\n") ==
-          "v1: bad source address for TCP4");
-    // inet_pton would stop at the NUL and see "1.2.3.4".
-    CHECK(invalid_error("PROXY TCP4 1.2.3.4\0x 5.6.7.8 1 2\r\n"s) ==
-          "v1: bad source address for TCP4");
-    CHECK(invalid_error("PROXY TCP4 ::1 192.168.0.11 56324 443\r\n") ==
-          "v1: bad source address for TCP4");
-    CHECK(invalid_error("PROXY TCP6 ::1 192.168.0.11 56324 443\r\n") ==
-          "v1: bad destination address for TCP6");
-    CHECK(invalid_error("PROXY TCP4 192.168.0.1  192.168.0.11 56324 443\r\n") ==
-          "v1: empty destination address (fields take exactly one space between them)");
-    CHECK(invalid_error("PROXY TCP4 192.168.0.1 192.168.0.11 56324 443 \r\n") ==
-          "v1: extra data after the destination port");
-    CHECK(invalid_error("PROXY TCP4 192.168.0.1 192.168.0.11 56324\r\n") ==
-          "v1: missing destination port");
-    CHECK(invalid_error("PROXY TCP4\r\n") == "v1: missing addresses and ports");
-    CHECK(invalid_error("PROXY TCP5 1.2.3.4 1.2.3.4 1 2\r\n") ==
-          "v1: protocol is not TCP4, TCP6 or UNKNOWN");
-    CHECK(invalid_error("PROXY  TCP4 1.2.3.4 1.2.3.4 1 2\r\n") ==
-          "v1: protocol is not TCP4, TCP6 or UNKNOWN");
-    CHECK(invalid_error("PROXY \r\n") == "v1: protocol is not TCP4, TCP6 or UNKNOWN");
-    CHECK(invalid_error("PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\n") == "v1: LF without CR");
-    CHECK(invalid_error("PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\rX") ==
-          "v1: CR not followed by LF");
-    CHECK(invalid_error("PROXY UNKNOWN\rX\r\n") == "v1: CR not followed by LF");
+    check_rejected({
+        {"PROXY TCP4 192.168.0.1 192.168.0.11 56324 65536\r\n",
+         "v1: bad destination port for TCP4"},
+        {"PROXY TCP4 192.168.0.1 192.168.0.11 056324 443\r\n", "v1: bad source port for TCP4"},
+        {"PROXY TCP4 192.168.0.1 192.168.0.11 +5 443\r\n", "v1: bad source port for TCP4"},
+        {"PROXY TCP4 192.168.0.1 192.168.0.11 -5 443\r\n", "v1: bad source port for TCP4"},
+        {"PROXY TCP4 192.168.0.256 192.168.0.11 56324 443\r\n", "v1: bad source address for TCP4"},
+        // inet_pton would stop at the NUL and see "1.2.3.4".
+        {"PROXY TCP4 1.2.3.4\0x 5.6.7.8 1 2\r\n"s, "v1: bad source address for TCP4"},
+        {"PROXY TCP4 ::1 192.168.0.11 56324 443\r\n", "v1: bad source address for TCP4"},
+        {"PROXY TCP6 ::1 192.168.0.11 56324 443\r\n", "v1: bad destination address for TCP6"},
+        {"PROXY TCP4 192.168.0.1  192.168.0.11 56324 443\r\n",
+         "v1: empty destination address (fields take exactly one space between them)"},
+        {"PROXY TCP4 192.168.0.1 192.168.0.11 56324 443 \r\n",
+         "v1: extra data after the destination port"},
+        {"PROXY TCP4 192.168.0.1 192.168.0.11 56324\r\n", "v1: missing destination port"},
+        {"PROXY TCP4\r\n", "v1: missing addresses and ports"},
+        {"PROXY TCP5 1.2.3.4 1.2.3.4 1 2\r\n", "v1: protocol is not TCP4, TCP6 or UNKNOWN"},
+        {"PROXY  TCP4 1.2.3.4 1.2.3.4 1 2\r\n", "v1: protocol is not TCP4, TCP6 or UNKNOWN"},
+        {"PROXY \r\n", "v1: protocol is not TCP4, TCP6 or UNKNOWN"},
+        {"PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\n", "v1: LF without CR"},
+        {"PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\rX", "v1: CR not followed by LF"},
+        {"PROXY UNKNOWN\rX\r\n", "v1: CR not followed by LF"},
+    });
 }
 
 TEST_CASE("v1 is rejected as soon as a byte cannot fit", "[proxy_protocol]") {
-    CHECK(invalid_error("PROXY TCP4 192.168.0.x") == "v1: bad source address for TCP4");
-    CHECK(invalid_error("PROXY TCP4 1.2.3.4 1.2.3.4 65536") == "v1: bad source port for TCP4");
-    CHECK(invalid_error("PROXY TCP4 1.2.3.4 1.2.3.4 01") == "v1: bad source port for TCP4");
-    CHECK(invalid_error("PROXY TCP4 1.2.3.4  ") ==
-          "v1: empty destination address (fields take exactly one space between them)");
-    CHECK(invalid_error("PROXY TCX") == "v1: protocol is not TCP4, TCP6 or UNKNOWN");
-    CHECK(invalid_error("PROXY UNKNOWNX\n") == "v1: LF without CR");
+    check_rejected({
+        {"PROXY TCP4 192.168.0.x", "v1: bad source address for TCP4"},
+        {"PROXY TCP4 1.2.3.4 1.2.3.4 65536", "v1: bad source port for TCP4"},
+        {"PROXY TCP4 1.2.3.4 1.2.3.4 01", "v1: bad source port for TCP4"},
+        {"PROXY TCP4 1.2.3.4  ",
+         "v1: empty destination address (fields take exactly one space between them)"},
+        {"PROXY TCX", "v1: protocol is not TCP4, TCP6 or UNKNOWN"},
+        {"PROXY UNKNOWNX\n", "v1: LF without CR"},
+    });
     CHECK(parse_proxy_header("PROXY TCP4 1.2.3.4 1.2.3.4 0 ").status == Status::incomplete);
     CHECK(parse_proxy_header("PROXY UNKNOWN garbage").status == Status::incomplete);
     CHECK(parse_proxy_header("PROXY TCP6 ::ffff:1.2.3.4").status == Status::incomplete);
@@ -190,13 +197,15 @@ TEST_CASE("v1 line longer than 107 bytes", "[proxy_protocol]") {
 }
 
 TEST_CASE("bytes that start no PROXY header are invalid at once", "[proxy_protocol]") {
+    check_rejected({
+        {"GET / HTTP/1.1\r\n", "not a PROXY protocol header"},
+        {"G", "not a PROXY protocol header"},
+        {"PROXX", "not a PROXY protocol header"},
+        {"proxy TCP4", "not a PROXY protocol header"},
+        {"\r\n\r\n\0\r\nQUIX"s, "not a PROXY protocol header"},
+        {"\x16\x03\x01"s, "not a PROXY protocol header"},
+    });
     CHECK(parse_proxy_header("").status == Status::incomplete);
-    CHECK(invalid_error("GET / HTTP/1.1\r\n") == "not a PROXY protocol header");
-    CHECK(invalid_error("G") == "not a PROXY protocol header");
-    CHECK(invalid_error("PROXX") == "not a PROXY protocol header");
-    CHECK(invalid_error("proxy TCP4") == "not a PROXY protocol header");
-    CHECK(invalid_error("\r\n\r\n\0\r\nQUIX"s) == "not a PROXY protocol header");
-    CHECK(invalid_error("\x16\x03\x01"s) == "not a PROXY protocol header");
     CHECK(parse_proxy_header("PROX").status == Status::incomplete);
     CHECK(parse_proxy_header("\r\n\r\n\0\r\nQU"s).status == Status::incomplete);
 }
@@ -305,21 +314,21 @@ TEST_CASE("v2 TLVs are skipped, whatever their type", "[proxy_protocol]") {
 }
 
 TEST_CASE("v2 bad fixed fields are invalid as soon as they arrive", "[proxy_protocol]") {
-    CHECK(invalid_error(v2("\x11"s)) == "v2: version 1, expected 2");
-    CHECK(invalid_error(v2("\x31\x11\x00\x0c"s)) == "v2: version 3, expected 2");
-    CHECK(invalid_error(v2("\x22"s)) == "v2: unknown command 2");
-    CHECK(invalid_error(v2("\x2f\x11\x00\x0c"s)) == "v2: unknown command 15");
-    CHECK(invalid_error(v2("\x21\x13"s)) == "v2: unknown address family/protocol 0x13");
-    CHECK(invalid_error(v2("\x21\x41\x00\x00"s)) == "v2: unknown address family/protocol 0x41");
-    CHECK(invalid_error(v2("\x21\x01\x00\x00"s)) == "v2: unknown address family/protocol 0x01");
-    CHECK(invalid_error(v2("\x21\x11\x00\x0b"s)) ==
-          "v2: length 11 too short for family 0x11 (needs 12)");
-    CHECK(invalid_error(v2("\x21\x21\x00\x0c"s + std::string(12, '\0'))) ==
-          "v2: length 12 too short for family 0x21 (needs 36)");
-    CHECK(invalid_error(v2("\x21\x31\x00\x24"s)) ==
-          "v2: length 36 too short for family 0x31 (needs 216)");
-    CHECK(invalid_error(v2("\x21\x11\x07\xf1"s)) == "v2: length 2033 over the limit of 2032");
-    CHECK(invalid_error(v2("\x20\x00\xff\xff"s)) == "v2: length 65535 over the limit of 2032");
+    check_rejected({
+        {v2("\x11"s), "v2: version 1, expected 2"},
+        {v2("\x31\x11\x00\x0c"s), "v2: version 3, expected 2"},
+        {v2("\x22"s), "v2: unknown command 2"},
+        {v2("\x2f\x11\x00\x0c"s), "v2: unknown command 15"},
+        {v2("\x21\x13"s), "v2: unknown address family/protocol 0x13"},
+        {v2("\x21\x41\x00\x00"s), "v2: unknown address family/protocol 0x41"},
+        {v2("\x21\x01\x00\x00"s), "v2: unknown address family/protocol 0x01"},
+        {v2("\x21\x11\x00\x0b"s), "v2: length 11 too short for family 0x11 (needs 12)"},
+        {v2("\x21\x21\x00\x0c"s + std::string(12, '\0')),
+         "v2: length 12 too short for family 0x21 (needs 36)"},
+        {v2("\x21\x31\x00\x24"s), "v2: length 36 too short for family 0x31 (needs 216)"},
+        {v2("\x21\x11\x07\xf1"s), "v2: length 2033 over the limit of 2032"},
+        {v2("\x20\x00\xff\xff"s), "v2: length 65535 over the limit of 2032"},
+    });
 }
 
 TEST_CASE("v2 at the length cap", "[proxy_protocol]") {
