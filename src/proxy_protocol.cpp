@@ -208,16 +208,6 @@ bool could_become_port(std::string_view text) {
     return text.empty() || parse_port(text).has_value();
 }
 
-std::optional<Endpoint> parse_ip(std::string_view text, int family) {
-    if (text.size() > (family == AF_INET ? max_ipv4_text : max_ipv6_text)) return std::nullopt;
-    std::array<char, max_ipv6_text + 1> buffer{};
-    std::copy(text.begin(), text.end(), buffer.begin());
-    Endpoint e;
-    e.family = family;
-    if (inet_pton(family, buffer.data(), e.address.data()) != 1) return std::nullopt;
-    return e;
-}
-
 // Whether `text` may be the start of an address of `family`: allowed characters and length.
 bool could_become_ip(std::string_view text, int family) {
     const bool v4 = family == AF_INET;
@@ -227,6 +217,17 @@ bool could_become_ip(std::string_view text, int family) {
         if (v4) return digit || c == '.';
         return digit || c == '.' || c == ':' || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
     });
+}
+
+std::optional<Endpoint> parse_ip(std::string_view text, int family) {
+    // inet_pton stops at a NUL: only allowed characters may reach it.
+    if (!could_become_ip(text, family)) return std::nullopt;
+    std::array<char, max_ipv6_text + 1> buffer{};
+    std::copy(text.begin(), text.end(), buffer.begin());
+    Endpoint e;
+    e.family = family;
+    if (inet_pton(family, buffer.data(), e.address.data()) != 1) return std::nullopt;
+    return e;
 }
 
 constexpr std::array<std::string_view, 4> v1_fields = {"source address", "destination address",
@@ -265,23 +266,20 @@ std::optional<std::string> check_v1_line(std::string_view body, bool partial, Pr
     for (std::size_t start = 0;;) {
         if (count == fields.size()) return "v1: extra data after the destination port";
         const std::size_t end = rest.find(' ', start);
-        fields[count++] = rest.substr(start, end - start);
-        if (end == std::string_view::npos) break;
-        start = end + 1;
-    }
-    for (std::size_t i = 0; i < count; ++i) {
-        const std::string_view field = fields[i];
-        const bool open = partial && i + 1 == count;  // more of it may follow
-        const std::string name(v1_fields[i]);
+        const std::string_view field = rest.substr(start, end - start);
+        const bool open = partial && end == std::string_view::npos;  // more of it may follow
+        const std::string name(v1_fields[count]);
         if (field.empty() && !open) {
             return "v1: empty " + name + " (fields take exactly one space between them)";
         }
         const bool ok =
-            i < 2 ? (open ? could_become_ip(field, family) : parse_ip(field, family).has_value())
-                  : (open ? could_become_port(field) : parse_port(field).has_value());
-        if (!ok) {
-            return "v1: bad " + name + " for " + std::string(protocol);
-        }
+            count < 2
+                ? (open ? could_become_ip(field, family) : parse_ip(field, family).has_value())
+                : (open ? could_become_port(field) : parse_port(field).has_value());
+        if (!ok) return "v1: bad " + name + " for " + std::string(protocol);
+        fields[count++] = field;
+        if (end == std::string_view::npos) break;
+        start = end + 1;
     }
     if (partial) return std::nullopt;
     if (count < fields.size()) return "v1: missing " + std::string(v1_fields[count]);
