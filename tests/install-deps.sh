@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages fulcrum needs, only those that are missing.
 #   tests/install-deps.sh          build, run and test
-#   tests/install-deps.sh --bench  also the benchmark's peers and load tools
+#   tests/install-deps.sh --bench  also the benchmark's peers and load tools (the
+#                                  integration tests use HAProxy and nginx too)
+#   tests/install-deps.sh --fuzz   also clang and its libFuzzer runtime (tests/fuzz.sh)
 set -euo pipefail
 
 packages=(
@@ -9,14 +11,16 @@ packages=(
     libuv1-dev libcpp-httplib-dev libtoml11-dev catch2 libspdlog-dev libcli11-dev
     nlohmann-json3-dev libssl-dev clang-format python3 curl
 )
-case "${1:-}" in
-    --bench) packages+=(haproxy nginx libnginx-mod-stream wrk socat) ;;
-    "") ;;
-    *)
-        echo "usage: $0 [--bench]" >&2
-        exit 2
-        ;;
-esac
+for option in "$@"; do
+    case "$option" in
+        --bench) packages+=(haproxy nginx libnginx-mod-stream wrk socat) ;;
+        --fuzz) packages+=(clang libclang-rt-dev) ;;
+        *)
+            echo "usage: $0 [--bench] [--fuzz]" >&2
+            exit 2
+            ;;
+    esac
+done
 
 missing=()
 for package in "${packages[@]}"; do

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what is missing, then builds and tests fulcrum twice: a normal build in
-# build/ and an AddressSanitizer + UndefinedBehaviorSanitizer build in build-asan/.
+# build/ and an AddressSanitizer + UndefinedBehaviorSanitizer build in build-asan/; then
+# fuzzes the PROXY protocol decoder for a minute (tests/fuzz.sh).
 # Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-./tests/install-deps.sh --bench
+./tests/install-deps.sh --bench --fuzz
 
 # Sets up build directory $1 with the meson options that follow. An existing directory
 # gets them through `meson configure` (meson 1.0's `setup --reconfigure` can drop a
@@ -43,5 +44,8 @@ build_and_test build
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     build_and_test build-asan
+
+# The PROXY protocol decoder under libFuzzer (skipped, with a message, without clang).
+./tests/fuzz.sh 60
 
 echo "all test suites passed"
