@@ -14,7 +14,6 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -32,6 +31,8 @@
 #include <stdexcept>
 #include <thread>
 #include <utility>
+
+#include <catch2/catch.hpp>
 
 extern char** environ;
 
