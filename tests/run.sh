@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what is missing, then builds and tests fulcrum twice: a normal build in
-# build/ and an AddressSanitizer + UndefinedBehaviorSanitizer build in build-asan/; then
-# fuzzes the PROXY protocol decoder for a minute (tests/fuzz.sh).
+# Installs what is missing, then builds and tests fulcrum three times: a normal build in
+# build/, an AddressSanitizer + UndefinedBehaviorSanitizer build in build-asan/, and a
+# ThreadSanitizer build in build-tsan/ that runs the integration tests with two workers;
+# then fuzzes the PROXY protocol decoder for a minute (tests/fuzz.sh).
 # Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -21,13 +22,15 @@ setup() {
     meson setup --wrap-mode=nodownload "$@" "$dir"
 }
 
-# Builds and tests directory $1.
+# Builds directory $1 and runs its tests; more arguments go to `meson test` (a suite
+# name, --wrapper).
 build_and_test() {
     local dir=$1
+    shift
     echo "=== $dir: build"
     meson compile -C "$dir"
     echo "=== $dir: test"
-    meson test -C "$dir" --print-errorlogs
+    meson test -C "$dir" --print-errorlogs "$@"
 }
 
 # Room for the integration tests' thousands of connections; not fatal where the hard
@@ -39,11 +42,25 @@ setup build -Dbuildtype=debugoptimized
 # (tests/meson.build turns off one false GCC 12 warning for the tests in this build.)
 setup build-asan -Ddebug=true -Doptimization=1 \
     -Db_sanitize=address,undefined -Db_lundef=false
+setup build-tsan -Ddebug=true -Doptimization=1 -Db_sanitize=thread -Db_lundef=false
 
 build_and_test build
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     build_and_test build-asan
+
+# ThreadSanitizer: the integration tests only (the unit tests run one thread), with two
+# workers in every fulcrum the tests start unless a test pins its own count. A report in
+# a child fails its test (tests/integration/harness.hpp); halt_on_error=0 lets the run
+# show every report. GCC 12's ThreadSanitizer cannot map its shadow memory when the
+# kernel randomizes mmap with more than 28 bits: then the tests run without ASLR.
+tsan_wrapper=()
+if (($(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo 28) > 28)); then
+    tsan_wrapper=(--wrapper "setarch $(uname -m) -R")
+fi
+FULCRUM_TEST_WORKERS=2 \
+    TSAN_OPTIONS="halt_on_error=0:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp" \
+    build_and_test build-tsan "${tsan_wrapper[@]}" integration
 
 # The PROXY protocol decoder under libFuzzer (skipped, with a message, without clang).
 ./tests/fuzz.sh 60

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
@@ -23,6 +24,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <iterator>
 #include <set>
 #include <sstream>
@@ -30,9 +32,21 @@
 #include <thread>
 #include <utility>
 
+#include <catch2/catch.hpp>
+
+extern char** environ;
+
 namespace fulcrum::test {
 
 namespace {
+
+// The first line of every sanitizer report contains one of these.
+constexpr std::string_view sanitizer_markers[] = {
+    "WARNING: ThreadSanitizer:", "ERROR: AddressSanitizer:", "ERROR: LeakSanitizer:",
+    ": runtime error:",  // UBSan
+};
+
+std::atomic<int> unattributed_reports{0};
 
 std::string errno_text(std::string_view what) {
     return std::string(what) + ": " + std::strerror(errno);
@@ -83,6 +97,24 @@ std::set<std::string> listening_socket_inodes(std::uint16_t port) {
     return inodes;
 }
 
+// The test's environment with one change: each sanitizer writes its reports to stderr,
+// which is the child's log, whatever log_path the environment asks for (the last
+// occurrence of an option wins).
+std::vector<std::string> child_environment() {
+    constexpr std::string_view option_variables[] = {"ASAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS",
+                                                     "UBSAN_OPTIONS"};
+    std::vector<std::string> environment;
+    for (char** entry = environ; *entry != nullptr; ++entry) environment.emplace_back(*entry);
+    for (const std::string_view variable : option_variables) {
+        const std::string prefix = std::string(variable) + "=";
+        auto it = std::find_if(environment.begin(), environment.end(),
+                               [&](const std::string& e) { return e.starts_with(prefix); });
+        if (it == environment.end()) it = environment.insert(environment.end(), prefix);
+        *it += std::string(it->size() > prefix.size() ? ":" : "") + "log_path=stderr";
+    }
+    return environment;
+}
+
 std::string describe(const std::vector<std::string>& argv) {
     std::string text;
     for (const auto& arg : argv) text += (text.empty() ? "" : " ") + arg;
@@ -106,8 +138,9 @@ void close_inherited_descriptors(int keep, long max_fd) {
     }
 }
 
-[[noreturn]] void run_child(const std::vector<char*>& argv, int log_fd, int report_fd,
-                            const std::optional<rlimit>& open_files, pid_t parent, long max_fd) {
+[[noreturn]] void run_child(const std::vector<char*>& argv, const std::vector<char*>& envp,
+                            int log_fd, int report_fd, const std::optional<rlimit>& open_files,
+                            pid_t parent, long max_fd) {
     // Die with the test process even when it crashes or aborts (ASan) and no
     // destructor runs. Checking the parent afterwards closes the race with its exit.
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -134,7 +167,7 @@ void close_inherited_descriptors(int keep, long max_fd) {
 
     StartFailure failure{StartFailure::set_open_files_limit, 0};
     if (!open_files || ::setrlimit(RLIMIT_NOFILE, &*open_files) == 0) {
-        ::execv(argv[0], argv.data());
+        ::execve(argv[0], argv.data(), envp.data());
         failure.stage = StartFailure::exec;
     }
     failure.error = errno;
@@ -159,6 +192,39 @@ std::vector<std::string> fulcrum_argv(const std::string& config_path,
 }
 
 }  // namespace
+
+std::optional<std::string> sanitizer_report(std::string_view output) {
+    constexpr std::size_t max_lines = 40;
+    std::size_t found = std::string_view::npos;
+    std::size_t reports = 0;
+    for (const std::string_view marker : sanitizer_markers) {
+        for (auto at = output.find(marker); at != std::string_view::npos;
+             at = output.find(marker, at + 1)) {
+            ++reports;
+            found = std::min(found, at);
+        }
+    }
+    if (found == std::string_view::npos) return std::nullopt;
+    const std::size_t line_start = output.rfind('\n', found);
+    std::size_t begin = line_start == std::string_view::npos ? 0 : line_start + 1;
+    std::size_t end = begin;
+    for (std::size_t lines = 0; lines < max_lines && end < output.size(); ++lines) {
+        const std::size_t line_end = output.find('\n', end);
+        const std::size_t next = line_end == std::string_view::npos ? output.size() : line_end + 1;
+        const bool summary = output.substr(end, next - end).starts_with("SUMMARY:");
+        end = next;
+        if (summary) break;
+    }
+    std::string excerpt(output.substr(begin, end - begin));
+    if (reports > 1) {
+        excerpt += "(" + std::to_string(reports) + " sanitizer reports in this output)\n";
+    }
+    return excerpt;
+}
+
+int unattributed_sanitizer_reports() {
+    return unattributed_reports.load();
+}
 
 bool poll_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout,
                 std::chrono::milliseconds interval) {
@@ -232,6 +298,10 @@ ChildProcess::ChildProcess(std::vector<std::string> argv, Options options)
     std::vector<char*> raw_argv;
     for (auto& arg : argv) raw_argv.push_back(arg.data());
     raw_argv.push_back(nullptr);
+    std::vector<std::string> environment = child_environment();
+    std::vector<char*> envp;
+    for (auto& entry : environment) envp.push_back(entry.data());
+    envp.push_back(nullptr);
 
     std::optional<rlimit> open_files;
     if (options.max_open_files) {
@@ -253,7 +323,8 @@ ChildProcess::ChildProcess(std::vector<std::string> argv, Options options)
     const pid_t parent = ::getpid();
     pid_ = ::fork();
     if (pid_ < 0) throw std::runtime_error(errno_text("fork"));
-    if (pid_ == 0) run_child(raw_argv, log.get(), report_write.get(), open_files, parent, max_fd);
+    if (pid_ == 0)
+        run_child(raw_argv, envp, log.get(), report_write.get(), open_files, parent, max_fd);
 
     ::setpgid(pid_, pid_);  // also here: a kill of the group may come before the child runs
     report_write.reset();   // the child holds the only write end now: EOF means exec'd
@@ -274,10 +345,36 @@ ChildProcess::ChildProcess(std::vector<std::string> argv, Options options)
 }
 
 ChildProcess::~ChildProcess() {
-    if (pid_ <= 0 || exit_code_) return;
-    ::kill(-pid_, SIGKILL);
-    int status = 0;
-    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    if (pid_ <= 0) return;  // moved from, or never started
+    if (!exit_code_) {
+        ::kill(-pid_, SIGKILL);
+        int status = 0;
+        while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+        }
+    }
+    check_sanitizer_report();
+}
+
+bool ChildProcess::check_sanitizer_report() noexcept {
+    if (std::exchange(sanitizer_checked_, true)) return false;
+    try {
+        const std::optional<std::string> report = sanitizer_report(output());
+        if (!report) return false;
+        const std::string message = "sanitizer report in the output of " + program_ + " (pid " +
+                                    std::to_string(pid_) + "):\n" + *report;
+        try {
+            // Never throws from here unless Catch2 is aborting the run (-a, -x), and then
+            // the failure has been counted before the throw.
+            FAIL_CHECK(message);
+        } catch (const Catch::TestFailureException&) {
+        } catch (...) {
+            // No test case is running.
+            ++unattributed_reports;
+            std::cerr << message << std::flush;
+        }
+        return true;
+    } catch (...) {
+        return false;  // the log cannot be read: nothing to report
     }
 }
 
@@ -286,7 +383,8 @@ ChildProcess::ChildProcess(ChildProcess&& other) noexcept
       log_dir_(std::move(other.log_dir_)),
       log_path_(std::move(other.log_path_)),
       pid_(std::exchange(other.pid_, -1)),
-      exit_code_(other.exit_code_) {}
+      exit_code_(other.exit_code_),
+      sanitizer_checked_(other.sanitizer_checked_) {}
 
 void ChildProcess::try_reap() {
     if (pid_ <= 0 || exit_code_) return;

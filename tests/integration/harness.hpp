@@ -6,6 +6,10 @@
 // Harness failures throw std::runtime_error with a message that includes the child's
 // output, so a failing test shows why without digging for log files. Every child is
 // SIGKILLed and reaped by its destructor, whether or not the test passed.
+//
+// Sanitizer reports in a child (ThreadSanitizer and UBSan go on running after one) fail
+// the test: the destructor of every ChildProcess scans its output and records a Catch2
+// failure with the report (see check_sanitizer_report).
 
 #include <sys/resource.h>
 #include <sys/types.h>
@@ -55,11 +59,20 @@ private:
     std::string path_;
 };
 
+// The first sanitizer report in `output` (ThreadSanitizer, AddressSanitizer,
+// LeakSanitizer, UBSan's "runtime error"), from the start of its line through its
+// SUMMARY line or at most a few dozen lines; nullopt when there is none.
+std::optional<std::string> sanitizer_report(std::string_view output);
+
+// How many child sanitizer reports could not be recorded as a failure of a running test
+// case (say, a child outlived it); main() fails the run when this is not zero.
+int unattributed_sanitizer_reports();
+
 // A child process whose stdout and stderr both go to a log file in its own TempDir.
 // It starts like it would from a shell: default signal dispositions, no blocked signals,
-// none of the test's descriptors. It runs in its own process group, and the kernel
-// kills it if the thread that started it exits (so start children from the test's own
-// thread, not from a short-lived helper thread).
+// none of the test's descriptors; sanitizer options make reports go to stderr (the log). It runs in
+// its own process group, and the kernel kills it if the thread that started it exits (so start
+// children from the test's own thread, not from a short-lived helper thread).
 class ChildProcess {
 public:
     struct Options {
@@ -68,7 +81,8 @@ public:
 
     // argv[0] is the program path (no PATH lookup). Throws if it cannot be started.
     explicit ChildProcess(std::vector<std::string> argv, Options options = {});
-    // Kills (SIGKILL) and reaps the child if it is still running.
+    // Kills (SIGKILL) and reaps the child if it is still running, then fails the running
+    // test case if the output holds a sanitizer report (check_sanitizer_report).
     ~ChildProcess();
     ChildProcess(ChildProcess&& other) noexcept;
     ChildProcess(const ChildProcess&) = delete;
@@ -85,6 +99,10 @@ public:
     bool running();
 
     std::string output() const;
+    // Records a failure (Catch2 FAIL_CHECK, with the report) in the running test case if
+    // the output so far holds a sanitizer report. Returns whether it did; never throws.
+    // Checks once: later calls return false.
+    bool check_sanitizer_report() noexcept;
     // Polls the output for `needle`; gives up early once the child has exited.
     bool wait_for_output(std::string_view needle, std::chrono::milliseconds timeout);
 
@@ -106,6 +124,7 @@ private:
     std::string log_path_;
     pid_t pid_ = -1;
     std::optional<int> exit_code_;
+    bool sanitizer_checked_ = false;
 };
 
 // The real fulcrum binary running `-c <tempdir>/fulcrum.toml` plus extra arguments.

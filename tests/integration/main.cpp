@@ -3,9 +3,19 @@
 #include <catch2/catch.hpp>
 
 #include <csignal>
+#include <iostream>
+
+#include "harness.hpp"
 
 int main(int argc, char** argv) {
     // A peer closing early must fail a write with EPIPE, not kill the test run.
     std::signal(SIGPIPE, SIG_IGN);
-    return Catch::Session().run(argc, argv);
+    const int result = Catch::Session().run(argc, argv);
+    // Children's sanitizer reports fail the test case they belong to; one found while no
+    // test case was running (printed then) fails the run.
+    if (const int orphans = fulcrum::test::unattributed_sanitizer_reports(); orphans > 0) {
+        std::cerr << orphans << " sanitizer report(s) outside any test case\n";
+        return result != 0 ? result : 1;
+    }
+    return result;
 }

@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <cstdlib>
 #include <future>
 #include <stdexcept>
 
@@ -40,10 +41,27 @@ ServiceSpec service_to(std::vector<std::uint16_t> backends, std::string settings
     return spec;
 }
 
+int default_workers() {
+    static const int workers = [] {
+        const char* text = std::getenv("FULCRUM_TEST_WORKERS");
+        if (text == nullptr || *text == '\0') return 1;
+        char* end = nullptr;
+        const long value = std::strtol(text, &end, 10);
+        if (*end != '\0' || value < 1 || value > 1024) {
+            throw std::runtime_error(std::string("FULCRUM_TEST_WORKERS must be 1..1024, not '") +
+                                     text + "'");
+        }
+        return static_cast<int>(value);
+    }();
+    return workers;
+}
+
 std::string config_for(const std::vector<ServiceSpec>& services, const std::string& runtime) {
     const bool own_workers = runtime.find("workers") != std::string::npos;
-    std::string toml = "[log]\nlevel = \"debug\"\naccess_log = true\n[runtime]\n" +
-                       std::string(own_workers ? "" : "workers = 1\n") + runtime + "\n";
+    const std::string workers =
+        own_workers ? "" : "workers = " + std::to_string(default_workers()) + "\n";
+    std::string toml =
+        "[log]\nlevel = \"debug\"\naccess_log = true\n[runtime]\n" + workers + runtime + "\n";
     for (const ServiceSpec& s : services) {
         toml += "[[service]]\nname = \"" + s.name +
                 "\"\nlisten = \"127.0.0.1:" + std::to_string(s.listen) + "\"\n" + s.settings +

@@ -29,8 +29,14 @@ struct ServiceSpec {
 ServiceSpec service_to(std::vector<std::uint16_t> backends, std::string settings = "",
                        std::string name = "svc");
 
-// Debug logging with the access log, the given services, and one worker (so round-robin
-// order is deterministic) unless `runtime` sets workers.
+// The number of workers a test gets unless it sets its own: FULCRUM_TEST_WORKERS from
+// the environment (a positive number, read once), or 1. Throws if the value is invalid.
+// A test that depends on one worker (exact round-robin order, one worker's table) sets
+// "workers = 1" in its runtime lines and says why.
+int default_workers();
+
+// Debug logging with the access log, the given services, and default_workers() workers
+// unless `runtime` sets workers.
 std::string config_for(const std::vector<ServiceSpec>& services, const std::string& runtime = "");
 
 Fulcrum start_fulcrum(const std::vector<ServiceSpec>& services, const std::string& runtime = "",

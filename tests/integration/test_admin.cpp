@@ -73,12 +73,6 @@ std::string with_admin(const std::string& config, std::uint16_t port,
     return config + "[admin]\nlisten = \"127.0.0.1:" + std::to_string(port) + "\"\n" + lines;
 }
 
-std::string with_workers(std::string config, int workers) {
-    const std::string one = "workers = 1\n";
-    config.replace(config.find(one), one.size(), "workers = " + std::to_string(workers) + "\n");
-    return config;
-}
-
 Fulcrum start_with_admin(const std::vector<ServiceSpec>& services, std::uint16_t admin,
                          const std::string& runtime = "", const std::string& admin_lines = "") {
     std::vector<std::uint16_t> ports{admin};
@@ -109,7 +103,7 @@ TEST_CASE("scraped counters equal the connections and bytes that went through", 
     down.passive = "enabled = false";
     const std::uint16_t admin = free_port();
     // Two workers: their counters are summed when scraped.
-    Fulcrum fulcrum(with_admin(with_workers(config_for({web, down}), 2), admin),
+    Fulcrum fulcrum(with_admin(config_for({web, down}, "workers = 2"), admin),
                     {admin, web.listen, down.listen});
 
     constexpr std::size_t connections = 12;

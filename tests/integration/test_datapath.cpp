@@ -64,7 +64,9 @@ TEST_CASE("HTTP: new connections alternate, keep-alive stays on one backend", "[
     DemoBackend alpha("alpha");
     DemoBackend beta("beta");
     ServiceSpec service = service_to({alpha.port(), beta.port()});
-    Fulcrum fulcrum = start_fulcrum({service});
+    // One worker: each worker keeps its own round-robin turn, and the kernel spreads new
+    // connections over the workers, so only one worker gives a fixed order.
+    Fulcrum fulcrum = start_fulcrum({service}, "workers = 1");
 
     std::vector<std::string> names;
     for (int i = 0; i < 4; ++i) names.push_back(http_get(connect_to(service.listen), "/"));
@@ -231,7 +233,9 @@ TEST_CASE("a backend killed mid-transfer ends only its own session", "[datapath]
     auto doomed = std::make_unique<DemoBackend>("doomed");
     EchoServer echo;
     ServiceSpec service = service_to({doomed->port(), echo.port()});
-    Fulcrum fulcrum = start_fulcrum({service});
+    // One worker, so that round-robin sends the first connection to b0 and the second to
+    // b1: with more, each worker's first connection would go to its own b0, the doomed one.
+    Fulcrum fulcrum = start_fulcrum({service}, "workers = 1");
 
     Socket download = connect_to(service.listen);  // round-robin: the first goes to b0
     download.send_all("GET /bytes/2000000000 HTTP/1.1\r\nHost: x\r\n\r\n");
