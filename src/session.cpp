@@ -325,7 +325,7 @@ void Session::pump(Direction& d) {
     const int source_fd = (d.source == &client_ ? client_port_ : backend_port_)->fd;
     const int sink_fd = (d.sink == &client_ ? client_port_ : backend_port_)->fd;
     std::size_t moved = 0;
-    for (int round = 0; round < splice_rounds; ++round) {
+    for (int round = 0;; ++round) {
         // First what the pipe holds: the sink takes bytes in order.
         while (d.in_pipe > 0) {
             ssize_t n = ::splice(d.pipe->read, nullptr, sink_fd, nullptr, d.in_pipe,
@@ -349,6 +349,8 @@ void Session::pump(Direction& d) {
             d.waiting_sink = false;
             last_activity_ms_ = uv_now(worker.loop());
         }
+        // The pipe is empty: a good point to let the loop's other sessions have a turn.
+        if (round == splice_rounds) break;
         if (!d.pipe) {
             d.pipe = worker.take_pipe();
             if (!d.pipe) {
@@ -397,7 +399,8 @@ void Session::pump(Direction& d) {
         close(failure_of(d.source), d.sink);  // a reset, or an error like one
         return;
     }
-    // The loop's other sessions get their turn; the source stays polled (level-triggered).
+    // The source stays polled (level-triggered): the next wakeup comes at once.
+    release_pipe(d);
     if (!update_ports()) close(failure_of(d.source), d.sink);
 }
 
