@@ -256,10 +256,11 @@ void Session::read(Direction& d, ssize_t nread, const uv_buf_t* buf) {
         count_read(d, static_cast<std::size_t>(nread));
         auto* sink = reinterpret_cast<uv_stream_t*>(d.sink);
         uv_buf_t chunk = uv_buf_init(buf->base, static_cast<unsigned>(nread));
+        // A full buffer: a bulk transfer, which splice moves cheaper once nothing waits.
+        d.bulk = static_cast<std::size_t>(nread) == Worker::scratch_size;
         int written = uv_try_write(sink, &chunk, 1);
         if (written == nread) {
-            // A full buffer, all taken at once: a bulk transfer, which splice moves cheaper.
-            if (static_cast<std::size_t>(nread) == Worker::scratch_size) enter_splice(d);
+            if (d.bulk) enter_splice(d);
             return;
         }
         if (written < 0 && written != UV_EAGAIN) {
@@ -312,8 +313,8 @@ bool Session::enter_splice(Direction& d) {
         update_ports();  // closes what was opened; polls nothing, so it cannot fail
         return false;
     }
-    // Called from the source's read callback: libuv reads no more once stopped, so the
-    // next byte of the source is the pipe's first.
+    // From the source's read callback or a finished write: libuv holds no byte of the
+    // source and reads no more once stopped, so the next byte is the pipe's first.
     uv_read_stop(reinterpret_cast<uv_stream_t*>(d.source));
     worker.splice_traffic().transfers.add();
     pump(d);
@@ -519,6 +520,8 @@ void Session::write_done(Direction& d, int status) {
         finish_direction(d);
         return;
     }
+    // A full read whose rest had to wait: the sink is the slower side of a bulk transfer.
+    if (d.bulk && enter_splice(d)) return;
     if (int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(d.source), on_alloc, on_read);
         rc < 0) {
         close(failure_of(d.source), d.sink);

@@ -77,6 +77,7 @@ private:
         uv_shutdown_t shutdown_req{};
         std::unique_ptr<char[]> pending;  // the unwritten rest of one read, while in flight
         bool writing = false;
+        bool bulk = false;      // the last copy read filled the scratch buffer
         bool eof = false;       // source sent FIN
         bool finished = false;  // FIN passed on to sink
         std::uint64_t bytes = 0;
