@@ -306,15 +306,17 @@ start_backend() {  # start_backend NAME PORT
     wait_port "$2" "$1" "$BG_PID"
 }
 
-start_haproxy() {  # start_haproxy [NAME [OPTION]]: haproxy, or a variant with one more option
-    local name=${1:-haproxy} option=${2:-}
+start_haproxy() {  # start_haproxy [NAME [OPTION [PIPES]]]: haproxy, or a variant
+    local name=${1:-haproxy} option=${2:-} pipes=${3:-0}
     local port=${PORT[$name]}
     cat >"$WORK/$name.cfg" <<EOF
 # HAProxy in TCP mode, one thread, no logging. HAProxy refuses to start when the
-# descriptor limit cannot hold 2 x maxconn, hence maxconn = (limit - 200) / 2.
+# descriptor limit cannot hold 2 x maxconn (+ 2 x maxpipes), hence
+# maxconn = (limit - 200 - 2 x maxpipes) / 2.
 global
     nbthread 1
-    maxconn $(( ($(ulimit -n) - 200) / 2 ))
+    maxconn $(( ($(ulimit -n) - 200 - 2 * pipes) / 2 ))
+    $( ((pipes)) && echo "maxpipes $pipes" || echo "# no pipes: no splice")
 defaults
     mode tcp
     ${option:-# no extra option}
@@ -336,7 +338,8 @@ EOF
 }
 
 # HAProxy splicing where it judges it worth it (its zero-copy mode for bulk).
-start_haproxy-splice() { start_haproxy haproxy-splice "option splice-auto"; }
+# 1,024 pipes, as many as fulcrum's default runtime.splice_pipes.
+start_haproxy-splice() { start_haproxy haproxy-splice "option splice-auto" 1024; }
 
 start_nginx() {
     local port=${PORT[nginx]} dir="$WORK/nginx-stream" worker
