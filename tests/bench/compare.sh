@@ -338,8 +338,13 @@ EOF
 }
 
 # HAProxy splicing where it judges it worth it (its zero-copy mode for bulk).
-# 1,024 pipes, as many as fulcrum's default runtime.splice_pipes.
-start_haproxy-splice() { start_haproxy haproxy-splice "option splice-auto" 1024; }
+# 1,024 pipes, as many as fulcrum's default runtime.splice_pipes (fewer under a low
+# descriptor limit, so that maxconn stays positive).
+start_haproxy-splice() {
+    local pipes=$(( ($(ulimit -n) - 200) / 8 ))
+    ((pipes <= 1024)) || pipes=1024
+    start_haproxy haproxy-splice "option splice-auto" "$pipes"
+}
 
 start_nginx() {
     local port=${PORT[nginx]} dir="$WORK/nginx-stream" worker
