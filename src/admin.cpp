@@ -169,10 +169,12 @@ void set_admin_state(const AdminState& state, const httplib::Request& req, httpl
 
 }  // namespace
 
-AdminState::AdminState(unsigned workers, const std::atomic<std::size_t>& open_sessions)
+AdminState::AdminState(unsigned workers, const std::atomic<std::size_t>& open_sessions,
+                       const SpliceCounters& splice)
     : started_(std::chrono::steady_clock::now()),
       workers_(workers),
-      open_sessions_(open_sessions) {}
+      open_sessions_(open_sessions),
+      splice_(splice) {}
 
 void AdminState::publish(std::shared_ptr<const Config> config, std::vector<ServiceState> services) {
     snapshot_.store(
@@ -192,6 +194,7 @@ ProcessSample AdminState::process() const {
     process.client_connections = open_sessions_.load(std::memory_order_relaxed);
     process.reloads = reloads_.load();
     process.reload_failures = reload_failures_.load();
+    sample_splice(splice_, process);
     return process;
 }
 

@@ -527,6 +527,7 @@ void read_runtime(Section& section, RuntimeConfig& runtime) {
     section.read("workers", runtime.workers, to_workers);
     section.read("max_connections", runtime.max_connections, integer_at_least<std::size_t>(1));
     section.read("shutdown_timeout", runtime.shutdown_timeout, to_duration);
+    section.read("splice_pipes", runtime.splice_pipes, integer_at_least<std::size_t>(0));
 }
 
 void read_health(Section& section, HealthConfig& health) {
@@ -804,6 +805,7 @@ std::string to_toml(const Config& config) {
                                                 : std::to_string(config.runtime.workers));
     line("max_connections", std::to_string(config.runtime.max_connections));
     line("shutdown_timeout", toml_string(config.runtime.shutdown_timeout));
+    line("splice_pipes", std::to_string(config.runtime.splice_pipes));
 
     for (const ServiceConfig& service : config.services) {
         out += "\n[[service]]\n";

@@ -166,6 +166,22 @@ std::string render_prometheus(const MetricsSample& sample) {
     out.family("fulcrum_reload_failures_total", "counter",
                "Configuration reloads rejected; the previous configuration kept running.");
     out.sample("fulcrum_reload_failures_total", {}, process.reload_failures);
+    out.family("fulcrum_splice_bytes_total", "counter",
+               "Bytes forwarded with splice (zero-copy), either way; also counted in the "
+               "backend byte counters.");
+    out.sample("fulcrum_splice_bytes_total", {}, process.splice_bytes);
+    out.family("fulcrum_splice_transfers_total", "counter",
+               "Times a direction of a session switched from copying to splice.");
+    out.sample("fulcrum_splice_transfers_total", {}, process.splice_transfers);
+    out.family("fulcrum_splice_pool_exhausted_total", "counter",
+               "Bulk reads that stayed on the copy path because runtime.splice_pipes were all "
+               "in use.");
+    out.sample("fulcrum_splice_pool_exhausted_total", {}, process.splice_pool_exhausted);
+    out.family("fulcrum_splice_pipes_in_use", "gauge",
+               "Pipes holding a session's bytes, or about to, right now.");
+    out.sample("fulcrum_splice_pipes_in_use", {}, process.splice_pipes_in_use);
+    out.family("fulcrum_splice_pipes_idle", "gauge", "Empty pipes kept open for reuse.");
+    out.sample("fulcrum_splice_pipes_idle", {}, process.splice_pipes_idle);
 
     out.family("fulcrum_service_accepted_total", "counter",
                "Client connections accepted and served.");
@@ -257,6 +273,16 @@ std::vector<ServiceSample> sample_services(const std::vector<ServiceState>& serv
         }
     }
     return samples;
+}
+
+void sample_splice(const SpliceCounters& counters, ProcessSample& process) {
+    counters.for_each([&process](const SpliceTraffic& t) {
+        process.splice_bytes += t.bytes.value();
+        process.splice_transfers += t.transfers.value();
+        process.splice_pool_exhausted += t.pool_exhausted.value();
+        process.splice_pipes_in_use += t.pipes_in_use.value();
+        process.splice_pipes_idle += t.pipes_idle.value();
+    });
 }
 
 std::optional<std::uint64_t> count_open_fds() {

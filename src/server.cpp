@@ -96,7 +96,8 @@ std::string backend_changes(const ServiceConfig& before, const ServiceConfig& af
 Server::Server(std::shared_ptr<const Config> config, std::string config_path)
     : config_(std::move(config)),
       config_path_(std::move(config_path)),
-      admin_state_(worker_count(config_->runtime), open_sessions_) {
+      splice_counters_(worker_count(config_->runtime)),
+      admin_state_(worker_count(config_->runtime), open_sessions_, splice_counters_) {
     check(uv_loop_init(&loop_), "uv_loop_init");
     health_ = std::make_unique<HealthChecker>(&loop_);
 }
@@ -119,10 +120,11 @@ int Server::run() {
     const unsigned count = worker_count(config_->runtime);
     try {
         for (unsigned i = 0; i < count; ++i) {
-            workers_.push_back(std::make_unique<Worker>(i, config_, open_sessions_, [this] {
-                stopped_workers_.fetch_add(1);
-                uv_async_send(&worker_stopped_);
-            }));
+            workers_.push_back(std::make_unique<Worker>(i, count, config_, open_sessions_,
+                                                        splice_counters_[i], [this] {
+                                                            stopped_workers_.fetch_add(1);
+                                                            uv_async_send(&worker_stopped_);
+                                                        }));
         }
         apply(config_);
         admin_ = open_admin(config_->admin, admin_state_);

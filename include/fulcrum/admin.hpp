@@ -36,7 +36,8 @@ public:
         std::vector<ServiceState> services;  // in configuration order
     };
 
-    AdminState(unsigned workers, const std::atomic<std::size_t>& open_sessions);
+    AdminState(unsigned workers, const std::atomic<std::size_t>& open_sessions,
+               const SpliceCounters& splice);
 
     void publish(std::shared_ptr<const Config> config, std::vector<ServiceState> services);
     std::shared_ptr<const Snapshot> snapshot() const { return snapshot_.load(); }
@@ -44,7 +45,7 @@ public:
     void count_reload(bool applied);
     void begin_shutdown() { shutting_down_.store(true); }
     bool shutting_down() const { return shutting_down_.load(); }
-    // Uptime, descriptors, workers, open connections and reloads, as of now.
+    // Uptime, descriptors, workers, open connections, reloads and splice use, as of now.
     ProcessSample process() const;
 
 private:
@@ -52,6 +53,7 @@ private:
     const std::chrono::steady_clock::time_point started_;
     const unsigned workers_;
     const std::atomic<std::size_t>& open_sessions_;
+    const SpliceCounters& splice_;
     std::atomic<std::uint64_t> reloads_{0};
     std::atomic<std::uint64_t> reload_failures_{0};
     std::atomic<bool> shutting_down_{false};

@@ -44,6 +44,8 @@ struct RuntimeConfig {
     unsigned workers = 0;  // 0 = "auto": one per CPU
     std::size_t max_connections = 10000;
     Duration shutdown_timeout = std::chrono::seconds(30);
+    // Pipes for zero-copy bulk transfers (splice), across all workers; 0 turns splice off.
+    std::size_t splice_pipes = 1024;
 
     bool operator==(const RuntimeConfig&) const = default;
 };

@@ -39,6 +39,16 @@ private:
     std::atomic<std::uint64_t> value_{0};
 };
 
+// A level with a single writer thread; any thread may read it.
+class LocalGauge {
+public:
+    void set(std::uint64_t n) { value_.store(n, std::memory_order_relaxed); }
+    std::uint64_t value() const { return value_.load(std::memory_order_relaxed); }
+
+private:
+    std::atomic<std::uint64_t> value_{0};
+};
+
 // Upper bounds, in seconds, of the histogram buckets (the +Inf bucket is implicit).
 // Sessions last from milliseconds (one request) to hours (streams); probes are bounded
 // by their timeout.
@@ -126,6 +136,16 @@ struct ServiceTraffic {
 };
 using ServiceCounters = PerWorker<ServiceTraffic>;
 
+// One worker's counts for its zero-copy (splice) path.
+struct SpliceTraffic {
+    LocalCounter bytes;           // moved socket -> pipe -> socket, also in the backend bytes
+    LocalCounter transfers;       // times a direction switched from copying to splice
+    LocalCounter pool_exhausted;  // bulk reads left on the copy path: no pipe was free
+    LocalGauge pipes_in_use;      // pipes holding bytes of a session right now
+    LocalGauge pipes_idle;        // empty pipes kept for reuse
+};
+using SpliceCounters = PerWorker<SpliceTraffic>;
+
 // ---------------------------------------------------------------------------------------
 // What a scrape reads, as plain values.
 
@@ -159,6 +179,11 @@ struct ProcessSample {
     std::uint64_t client_connections = 0;
     std::uint64_t reloads = 0;
     std::uint64_t reload_failures = 0;
+    std::uint64_t splice_bytes = 0;
+    std::uint64_t splice_transfers = 0;
+    std::uint64_t splice_pool_exhausted = 0;
+    std::uint64_t splice_pipes_in_use = 0;
+    std::uint64_t splice_pipes_idle = 0;
 };
 
 struct MetricsSample {
@@ -170,6 +195,9 @@ struct ServiceState;
 
 // Reads every counter of `services` (summing the workers' slots).
 std::vector<ServiceSample> sample_services(const std::vector<ServiceState>& services);
+
+// Adds every worker's splice counters to `process`.
+void sample_splice(const SpliceCounters& counters, ProcessSample& process);
 
 // Descriptors open in this process (/proc/self/fd), or nothing when it cannot be read.
 std::optional<std::uint64_t> count_open_fds();

@@ -7,12 +7,14 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "fulcrum/address.hpp"
 #include "fulcrum/backend.hpp"
+#include "fulcrum/worker.hpp"
 
 namespace fulcrum {
 
@@ -59,8 +61,18 @@ private:
         closing,          // every handle is closing; the last close callback frees the session
     };
 
-    // Bytes flowing from `source` to `sink`. At most one write is in flight per direction;
-    // while it is, `source` is not read, which is the backpressure.
+    // How a direction moves its bytes.
+    enum class Path {
+        copy,    // libuv reads into the worker's scratch buffer, then writes to the sink
+        splice,  // bulk: splice() source -> pipe -> sink, the bytes never enter user space
+    };
+
+    // Bytes flowing from `source` to `sink`. On the copy path at most one write is in
+    // flight per direction; while it is, `source` is not read, which is the backpressure.
+    // On the splice path the source's libuv reading is stopped and readiness comes from
+    // the sides' Ports; while the pipe holds bytes the sink cannot take, the source is not
+    // polled. A pipe is held only while it holds bytes (or a pump runs), so an idle
+    // direction holds no pipe.
     struct Direction {
         Direction(uv_tcp_t* from, uv_tcp_t* to) : source(from), sink(to) {}
         uv_tcp_t* source;
@@ -69,9 +81,24 @@ private:
         uv_shutdown_t shutdown_req{};
         std::unique_ptr<char[]> pending;  // the unwritten rest of one read, while in flight
         bool writing = false;
+        bool bulk = false;      // the last copy read filled the scratch buffer
         bool eof = false;       // source sent FIN
         bool finished = false;  // FIN passed on to sink
         std::uint64_t bytes = 0;
+        Path path = Path::copy;
+        std::optional<Pipe> pipe;   // splice: while it holds bytes
+        std::size_t in_pipe = 0;    // bytes in `pipe`, not yet taken by the sink
+        bool waiting_sink = false;  // splice: the sink is full, `in_pipe` bytes wait
+    };
+
+    // A second descriptor (dup) of one side's socket, polled for the splice path: libuv
+    // owns the epoll registration of the socket's own descriptor, and epoll keeps the two
+    // apart. Heap-allocated so that a closing Port and a new one can overlap; freed in
+    // its close callback.
+    struct Port {
+        uv_poll_t poll{};  // first: the close callback finds the Port from the handle
+        int fd = -1;
+        int events = 0;  // UV_READABLE / UV_WRITABLE being polled
     };
 
     static Session* of(const void* handle_or_req);
@@ -82,6 +109,7 @@ private:
     static void on_connect(uv_connect_t* req, int status);
     static void on_timer(uv_timer_t* timer);
     static void on_closed(uv_handle_t* handle);
+    static void on_port(uv_poll_t* poll, int status, int events);
 
     void await_header();
     void read_header(ssize_t nread, const uv_buf_t* buf);
@@ -99,6 +127,20 @@ private:
     void write_done(Direction& d, int status);
     void shutdown_done(Direction& d, int status);
     void finish_direction(Direction& d);
+    // Counts bytes read from `d.source`, either path.
+    void count_read(Direction& d, std::size_t n);
+    // Splice path: moves `d` onto it after a full copy read (false: it stays on copy),
+    // moves bytes until the source or the sink would block, and returns to copying.
+    bool enter_splice(Direction& d);
+    void pump(Direction& d);
+    void leave_splice(Direction& d);
+    // Gives back (empty) or drops (may hold bytes) the pipe of `d`.
+    void release_pipe(Direction& d);
+    // Opens, re-polls or closes the Ports the two directions need now; false when a
+    // Port could not be opened or polled.
+    bool update_ports();
+    bool update_port(Port*& port, uv_tcp_t* side, int events, bool needed);
+    void close_port(Port*& port);
     // The one close path: closes every open handle (`reset` with an RST) and frees the
     // session when the last close callback has run.
     void close(SessionEnd why, uv_tcp_t* reset = nullptr);
@@ -119,8 +161,10 @@ private:
     uv_tcp_t backend_{};
     uv_timer_t timer_{};  // connect timeout, then idle timeout, then drain bound
     uv_connect_t connect_req_{};
-    Direction upstream_;    // client -> backend
-    Direction downstream_;  // backend -> client
+    Direction upstream_;            // client -> backend
+    Direction downstream_;          // backend -> client
+    Port* client_port_ = nullptr;   // splice path only
+    Port* backend_port_ = nullptr;  // splice path only
     int open_handles_ = 0;
     bool backend_open_ = false;
     Backend* backend_choice_ = nullptr;  // counted in its `active` while set

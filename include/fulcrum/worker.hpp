@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -16,10 +17,17 @@
 #include "fulcrum/backend.hpp"
 #include "fulcrum/config.hpp"
 #include "fulcrum/listener.hpp"
+#include "fulcrum/metrics.hpp"
 
 namespace fulcrum {
 
 class Session;
+
+// Both ends of a pipe that carries a session's bytes from one socket to the other (splice).
+struct Pipe {
+    int read = -1;
+    int write = -1;
+};
 
 class Worker {
 public:
@@ -28,8 +36,10 @@ public:
     static constexpr std::size_t scratch_size = 64 * 1024;
 
     // Creates the loop; add listeners with listen() before start(), or through post().
-    Worker(unsigned id, std::shared_ptr<const Config> config,
-           std::atomic<std::size_t>& open_sessions, std::function<void()> on_stopped);
+    // `workers` is how many there are: each takes its share of runtime.splice_pipes.
+    Worker(unsigned id, unsigned workers, std::shared_ptr<const Config> config,
+           std::atomic<std::size_t>& open_sessions, SpliceTraffic& splice,
+           std::function<void()> on_stopped);
     ~Worker();
     Worker(const Worker&) = delete;
     Worker& operator=(const Worker&) = delete;
@@ -60,6 +70,18 @@ public:
     std::unique_ptr<char[]> take_block();
     void give_block(std::unique_ptr<char[]> block);
 
+    // Pipes for splice, at most this worker's share of runtime.splice_pipes open at once
+    // (each costs two descriptors). take_pipe gives nothing when splice is off or
+    // disabled, or every pipe is in use; a pipe given back must be empty, one that may
+    // hold bytes is dropped (closed).
+    bool splice_enabled() const;
+    std::optional<Pipe> take_pipe();
+    void give_pipe(Pipe pipe);
+    void drop_pipe(Pipe pipe);
+    // The kernel refused splice (EINVAL, ENOSYS): this worker copies from now on.
+    void disable_splice(int error);
+    SpliceTraffic& splice_traffic() { return splice_; }
+
     // Counts a new session against runtime.max_connections; false when over the limit.
     bool admit();
     void add(Session* session);
@@ -71,8 +93,11 @@ private:
     static void on_shutdown_timeout(uv_timer_t* timer);
     void begin_stop();
     void end_loop_if_idle();
+    std::size_t pipe_limit() const;
+    void count_pipes();
 
     unsigned id_;
+    unsigned workers_;
     std::shared_ptr<const Config> config_;
     std::atomic<std::size_t>& open_sessions_;
     std::function<void()> on_stopped_;
@@ -87,6 +112,10 @@ private:
     std::vector<std::unique_ptr<Listener>> retired_;  // closed, waiting for their sessions
     std::unique_ptr<char[]> scratch_;
     std::vector<std::unique_ptr<char[]>> spare_blocks_;
+    SpliceTraffic& splice_;
+    std::vector<Pipe> spare_pipes_;
+    std::size_t pipes_in_use_ = 0;
+    bool splice_disabled_ = false;
     Session* sessions_ = nullptr;  // head of the intrusive list of live sessions
     std::size_t session_count_ = 0;
     std::thread thread_;

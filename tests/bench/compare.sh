@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # tests/bench/compare.sh — fulcrum side by side with HAProxy and nginx's stream module.
 #
+# Proxies: haproxy (mode tcp), haproxy-splice (the same with `option splice-auto`),
+# nginx (stream), fulcrum (splice for bulk, its default) and fulcrum-copy
+# (`splice_pipes = 0`: every byte copied through user space).
+#
 # Method (docs: "Benchmark method" in DESIGN.md):
 #   * Loopback only (127.0.0.1). Every proxy runs one worker/thread, pinned to CPU 1
 #     (taskset); the load generators (wrk, curl, the idle-connection holder) and the two
@@ -20,7 +24,8 @@
 #   * Medians over the rounds are reported, with ratios to HAProxy (median of the
 #     per-round ratios). The machine is noisy: the ratios are the figures that count.
 #
-# Usage:  tests/bench/compare.sh [--quick] [--proxies haproxy,nginx,fulcrum] [--rounds N]
+# Usage:  tests/bench/compare.sh [--quick] [--rounds N]
+#                                [--proxies haproxy,haproxy-splice,nginx,fulcrum,fulcrum-copy]
 #                                [--workloads keepalive,close,bulk,idle] [--duration SECONDS]
 #                                [--idle N] [--bulk N] [--out FILE] [--raw FILE] [--keep]
 #   --quick  ~1 s per workload, 1 round, 500 idle connections, 3 bulk downloads: for CI,
@@ -40,7 +45,7 @@ LIB="$HERE/benchlib.py"
 
 # ----------------------------------------------------------------------------- options
 QUICK=0
-PROXIES="haproxy,nginx,fulcrum"
+PROXIES="haproxy,haproxy-splice,nginx,fulcrum,fulcrum-copy"
 WORKLOADS="keepalive,close,bulk,idle"
 ROUNDS=""
 DURATION=""
@@ -84,7 +89,7 @@ for n in "$ROUNDS" "$DURATION" "$IDLE" "$BULK"; do
 done
 IFS=, read -r -a PROXY_LIST <<<"$PROXIES"
 for p in "${PROXY_LIST[@]}"; do
-    case "$p" in haproxy | nginx | fulcrum) ;; *) echo "unknown proxy: $p" >&2; exit 2 ;; esac
+    case "$p" in haproxy | haproxy-splice | nginx | fulcrum | fulcrum-copy) ;; *) echo "unknown proxy: $p" >&2; exit 2 ;; esac
 done
 
 IFS=, read -r -a WORKLOAD_LIST <<<"$WORKLOADS"
@@ -196,7 +201,7 @@ ensure_deps() {
     command -v taskset >/dev/null || missing+=(util-linux)
     command -v nginx >/dev/null || missing+=(nginx)
     [[ -n $PY ]] || missing+=(python3)
-    if [[ ,$PROXIES, == *,haproxy,* ]] && ! command -v haproxy >/dev/null; then missing+=(haproxy); fi
+    if [[ ,$PROXIES, == *,haproxy* ]] && ! command -v haproxy >/dev/null; then missing+=(haproxy); fi
     if [[ ,$PROXIES, == *,nginx,* ]] && ! stream_module >/dev/null; then missing+=(libnginx-mod-stream); fi
     ((${#missing[@]})) || return 0
     if [[ -f $ROOT/tests/install-deps.sh ]]; then
@@ -301,16 +306,20 @@ start_backend() {  # start_backend NAME PORT
     wait_port "$2" "$1" "$BG_PID"
 }
 
-start_haproxy() {
-    local port=${PORT[haproxy]}
-    cat >"$WORK/haproxy.cfg" <<EOF
+start_haproxy() {  # start_haproxy [NAME [OPTION [PIPES]]]: haproxy, or a variant
+    local name=${1:-haproxy} option=${2:-} pipes=${3:-0}
+    local port=${PORT[$name]}
+    cat >"$WORK/$name.cfg" <<EOF
 # HAProxy in TCP mode, one thread, no logging. HAProxy refuses to start when the
-# descriptor limit cannot hold 2 x maxconn, hence maxconn = (limit - 200) / 2.
+# descriptor limit cannot hold 2 x maxconn (+ 2 x maxpipes), hence
+# maxconn = (limit - 200 - 2 x maxpipes) / 2.
 global
     nbthread 1
-    maxconn $(( ($(ulimit -n) - 200) / 2 ))
+    maxconn $(( ($(ulimit -n) - 200 - 2 * pipes) / 2 ))
+    $( ((pipes)) && echo "maxpipes $pipes" || echo "# no pipes: no splice")
 defaults
     mode tcp
+    ${option:-# no extra option}
     timeout connect 5s
     timeout client 10m
     timeout server 10m
@@ -322,10 +331,19 @@ backend bench
     server b1 127.0.0.1:$B1
     server b2 127.0.0.1:$B2
 EOF
-    start_bg "$WORK/haproxy.log" taskset -c "$PROXY_CPU" haproxy -db -f "$WORK/haproxy.cfg"
-    MAIN_PID[haproxy]=$BG_PID
-    PIDS[haproxy]=$BG_PID
-    wait_port "$port" haproxy "$BG_PID"
+    start_bg "$WORK/$name.log" taskset -c "$PROXY_CPU" haproxy -db -f "$WORK/$name.cfg"
+    MAIN_PID[$name]=$BG_PID
+    PIDS[$name]=$BG_PID
+    wait_port "$port" "$name" "$BG_PID"
+}
+
+# HAProxy splicing where it judges it worth it (its zero-copy mode for bulk).
+# 1,024 pipes, as many as fulcrum's default runtime.splice_pipes (fewer under a low
+# descriptor limit, so that maxconn stays positive).
+start_haproxy-splice() {
+    local pipes=$(( ($(ulimit -n) - 200) / 8 ))
+    ((pipes <= 1024)) || pipes=1024
+    start_haproxy haproxy-splice "option splice-auto" "$pipes"
 }
 
 start_nginx() {
@@ -362,10 +380,11 @@ EOF
     PIDS[nginx]="$BG_PID,$worker"
 }
 
-start_fulcrum() {
-    local port=${PORT[fulcrum]}
-    cat >"$WORK/fulcrum.toml" <<EOF
-# fulcrum: one worker, no access log, no active health checks.
+start_fulcrum() {  # start_fulcrum [NAME [SPLICE_PIPES]]
+    local name=${1:-fulcrum} pipes=${2:-1024}
+    local port=${PORT[$name]}
+    cat >"$WORK/$name.toml" <<EOF
+# fulcrum: one worker, no access log, no active health checks; splice_pipes = 0 copies.
 [log]
 level = "warn"
 access_log = false
@@ -374,6 +393,7 @@ access_log = false
 workers = 1
 max_connections = 20000
 shutdown_timeout = "2s"
+splice_pipes = $pipes
 
 [[service]]
 name = "bench"
@@ -389,11 +409,14 @@ address = "127.0.0.1:$B1"
 [[service.backend]]
 address = "127.0.0.1:$B2"
 EOF
-    start_bg "$WORK/fulcrum.log" taskset -c "$PROXY_CPU" "$FULCRUM_BIN" -c "$WORK/fulcrum.toml"
-    MAIN_PID[fulcrum]=$BG_PID
-    PIDS[fulcrum]=$BG_PID
-    wait_port "$port" fulcrum "$BG_PID"
+    start_bg "$WORK/$name.log" taskset -c "$PROXY_CPU" "$FULCRUM_BIN" -c "$WORK/$name.toml"
+    MAIN_PID[$name]=$BG_PID
+    PIDS[$name]=$BG_PID
+    wait_port "$port" "$name" "$BG_PID"
 }
+
+# fulcrum with splice off: every byte through its user-space buffer.
+start_fulcrum-copy() { start_fulcrum fulcrum-copy 0; }
 
 # A proxy is alive when every PID we account for still runs (an nginx worker that
 # crashed and was respawned counts as a crash: its CPU time would be lost).
@@ -550,12 +573,13 @@ main() {
         log "ulimit -n is $nofile: holding only $IDLE idle connections"
     fi
 
-    if [[ ,$PROXIES, == *,fulcrum,* ]]; then resolve_fulcrum; fi
+    if [[ ,$PROXIES, == *,fulcrum* ]]; then resolve_fulcrum; fi
 
     local -a ports
-    mapfile -t ports < <("$PY" "$LIB" ports 5)
+    mapfile -t ports < <("$PY" "$LIB" ports 7)
     B1=${ports[0]} B2=${ports[1]}
     PORT[haproxy]=${ports[2]} PORT[nginx]=${ports[3]} PORT[fulcrum]=${ports[4]}
+    PORT[haproxy-splice]=${ports[5]} PORT[fulcrum-copy]=${ports[6]}
 
     mkdir -p "$WORK/www"
     head -c "$((BULK_MIB * 1024 * 1024))" /dev/urandom >"$WORK/www/big.bin"
@@ -624,9 +648,9 @@ main() {
 write_notes() {
     echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); kernel $(uname -r)"
     local v=()
-    [[ ,$PROXIES, != *,haproxy,* ]] || v+=("HAProxy $(haproxy -v | awk 'NR == 1 { print $3 }')")
+    [[ ,$PROXIES, != *,haproxy* ]] || v+=("HAProxy $(haproxy -v | awk 'NR == 1 { print $3 }') (haproxy-splice: option splice-auto)")
     [[ ,$PROXIES, != *,nginx,* ]] || v+=("nginx $(nginx -v 2>&1 | sed 's|.*nginx/||') (stream)")
-    [[ ,$PROXIES, != *,fulcrum,* ]] || v+=("fulcrum ($FULCRUM_BUILD)")
+    [[ ,$PROXIES, != *,fulcrum* ]] || v+=("fulcrum ($FULCRUM_BUILD; fulcrum-copy: splice_pipes = 0)")
     local joined
     joined=$(printf '%s, ' "${v[@]}")
     echo "- Proxies: ${joined%, }; one worker each, pinned to CPU $PROXY_CPU; backends: two nginx http servers and the load generators on CPU $LOAD_CPU."

@@ -77,6 +77,7 @@ TEST_CASE("a minimal file gets every default", "[config]") {
     CHECK(config.runtime.workers == 0);
     CHECK(config.runtime.max_connections == 10000);
     CHECK(config.runtime.shutdown_timeout == 30s);
+    CHECK(config.runtime.splice_pipes == 1024);
     REQUIRE(config.services.size() == 1);
     const ServiceConfig& service = config.services[0];
     CHECK(service.name == "web");
@@ -105,6 +106,7 @@ token = "s3cr3t-T0ken_~"
 workers = 4
 max_connections = 20
 shutdown_timeout = "0s"
+splice_pipes = 0
 [[service]]
 name = "db"
 listen = "[::1]:0"
@@ -142,6 +144,7 @@ weight = 3
     CHECK(config.runtime.workers == 4);
     CHECK(config.runtime.max_connections == 20);
     CHECK(config.runtime.shutdown_timeout == 0s);
+    CHECK(config.runtime.splice_pipes == 0);
     const ServiceConfig& service = config.services.at(0);
     CHECK(service.name == "db");
     CHECK(service.listen.numeric() == "[::1]:0");
@@ -456,6 +459,7 @@ TEST_CASE("integers below their minimum", "[config][errors]") {
     CHECK(errors_of(R"([runtime]
 workers = 0
 max_connections = 0
+splice_pipes = -1
 [[service]]
 name = "web"
 listen = "127.0.0.1:8080"
@@ -471,10 +475,11 @@ weight = 0
 )") == Errors{
            "t.toml:2:11: runtime.workers: must be at least 1",
            "t.toml:3:19: runtime.max_connections: must be at least 1",
-           "t.toml:7:11: service[0].retries: must be at least 0",
-           "t.toml:9:8: service[0].health.rise: must be at least 1",
-           "t.toml:10:8: service[0].health.fall: must be at least 1",
-           "t.toml:15:10: service[0].backend[1].weight: must be at least 1",
+           "t.toml:4:16: runtime.splice_pipes: must be at least 0",
+           "t.toml:8:11: service[0].retries: must be at least 0",
+           "t.toml:10:8: service[0].health.rise: must be at least 1",
+           "t.toml:11:8: service[0].health.fall: must be at least 1",
+           "t.toml:16:10: service[0].backend[1].weight: must be at least 1",
        });
 }
 
@@ -673,6 +678,7 @@ token = "t"
 workers = 3
 max_connections = 1
 shutdown_timeout = "1h1ms"
+splice_pipes = 7
 [[service]]
 name = "quote \" backslash \\ tab \t é"
 listen = "localhost:0"
@@ -727,7 +733,7 @@ send_proxy = "off"
 TEST_CASE("to_toml shows every value", "[config][to_toml]") {
     const std::string text = to_toml(load(minimal));
     CHECK_THAT(text, Contains("workers = \"auto\"\n"));
-    CHECK_THAT(text, Contains("shutdown_timeout = \"30s\"\n"));
+    CHECK_THAT(text, Contains("shutdown_timeout = \"30s\"\nsplice_pipes = 1024\n"));
     CHECK_THAT(text, Contains("idle_timeout = \"5m\"\n"));
     CHECK_THAT(text, Contains("[service.health]\nenabled = true\npath = \"/health\"\n"));
     CHECK_THAT(text, Contains("name = \"127.0.0.1:3001\"\naddress = \"127.0.0.1:3001\"\n"));

@@ -112,6 +112,14 @@ TEST_CASE("the exposition has HELP and TYPE per family and parses strictly", "[m
     sample.process.client_connections = 3;
     sample.process.reloads = 4;
     sample.process.reload_failures = 1;
+    SpliceCounters splice(2);
+    splice[0].bytes.add(1000);
+    splice[1].bytes.add(24);
+    splice[1].transfers.add(3);
+    splice[0].pool_exhausted.add(2);
+    splice[0].pipes_in_use.set(5);
+    splice[1].pipes_idle.set(6);
+    sample_splice(splice, sample.process);
     const std::string odd = "we\"b \\ line\nbreak";
     ServiceState state = service_with_backends(odd, 2, true);
     state.pool->backends[0]->traffic[1].bytes_received.add(42);
@@ -138,6 +146,12 @@ TEST_CASE("the exposition has HELP and TYPE per family and parses strictly", "[m
     CHECK(parsed.value("fulcrum_reloads_total") == 4);
     CHECK(parsed.value("fulcrum_reload_failures_total") == 1);
     CHECK(parsed.value("fulcrum_client_connections") == 3);
+    CHECK(parsed.value("fulcrum_splice_bytes_total") == 1024);
+    CHECK(parsed.value("fulcrum_splice_transfers_total") == 3);
+    CHECK(parsed.value("fulcrum_splice_pool_exhausted_total") == 2);
+    CHECK(parsed.value("fulcrum_splice_pipes_in_use") == 5);
+    CHECK(parsed.value("fulcrum_splice_pipes_idle") == 6);
+    CHECK(parsed.types.at("fulcrum_splice_pipes_in_use") == "gauge");
     CHECK(parsed.types.at("fulcrum_backend_session_duration_seconds") == "histogram");
     auto bucket = [&](const std::string& le) {
         auto labels = b0;
