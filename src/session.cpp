@@ -76,11 +76,6 @@ Session::Session(Listener& listener)
     uv_timer_init(loop, &timer_);
     client_.data = this;
     timer_.data = this;
-    connect_req_.data = this;
-    for (Direction* d : {&upstream_, &downstream_}) {
-        d->write_req.data = this;
-        d->shutdown_req.data = this;
-    }
     open_handles_ = 2;
     started_ms_ = last_activity_ms_ = uv_now(loop);
     listener_.worker().add(this);
@@ -191,6 +186,7 @@ void Session::connect_next() {
     backend_open_ = true;
     ++open_handles_;
     state_ = State::connecting;
+    connect_req_.data = this;
     int rc = uv_tcp_connect(&connect_req_, &backend_, backend->config.address.sockaddr_ptr(),
                             on_connect);
     if (rc < 0) {
@@ -286,15 +282,9 @@ bool Session::write_preamble() {
     header_buffer_ = std::string();
     // Both parts are bounded (max_proxy_header each), far below a block.
     upstream_.pending = listener_.worker().take_block();
-    std::memcpy(upstream_.pending.get(), preamble.data(), preamble.size());
-    uv_buf_t chunk = uv_buf_init(upstream_.pending.get(), static_cast<unsigned>(preamble.size()));
-    if (uv_write(&upstream_.write_req, reinterpret_cast<uv_stream_t*>(&backend_), &chunk, 1,
-                 on_write) < 0) {
-        listener_.worker().give_block(std::move(upstream_.pending));
-        return false;
-    }
-    upstream_.writing = true;
-    return true;
+    std::memcpy(upstream_.pending->data, preamble.data(), preamble.size());
+    return start_write(upstream_, uv_buf_init(upstream_.pending->data,
+                                              static_cast<unsigned>(preamble.size()))) == 0;
 }
 
 void Session::apply_on_failure() {
@@ -313,11 +303,11 @@ void Session::apply_on_failure() {
     int rc = 0;
     if (service.on_failure == OnFailure::http_502) {
         // The response is a static constant: libuv may keep pointing at it until written.
-        uv_buf_t response = uv_buf_init(const_cast<char*>(bad_gateway_response.data()),
-                                        bad_gateway_response.size());
-        rc = uv_write(&downstream_.write_req, client, &response, 1, on_write);
+        downstream_.pending = listener_.worker().take_block();
+        rc = start_write(downstream_, uv_buf_init(const_cast<char*>(bad_gateway_response.data()),
+                                                  bad_gateway_response.size()));
     }
-    if (rc == 0) rc = uv_shutdown(&downstream_.shutdown_req, client, on_shutdown);
+    if (rc == 0) rc = start_shutdown(downstream_);
     if (rc == 0) rc = uv_read_start(client, on_alloc, on_read);
     if (rc < 0) {
         close(SessionEnd::connect_failed);
@@ -373,13 +363,11 @@ void Session::read(Direction& d, ssize_t nread, const uv_buf_t* buf) {
         // The sink is full: keep the rest, stop reading the source until it is written.
         std::size_t rest = static_cast<std::size_t>(nread) - (written > 0 ? written : 0);
         d.pending = listener_.worker().take_block();
-        std::memcpy(d.pending.get(), buf->base + (nread - static_cast<ssize_t>(rest)), rest);
-        chunk = uv_buf_init(d.pending.get(), static_cast<unsigned>(rest));
-        if (int rc = uv_write(&d.write_req, sink, &chunk, 1, on_write); rc < 0) {
+        std::memcpy(d.pending->data, buf->base + (nread - static_cast<ssize_t>(rest)), rest);
+        if (start_write(d, uv_buf_init(d.pending->data, static_cast<unsigned>(rest))) < 0) {
             close(failure_of(d.sink), d.source);
             return;
         }
-        d.writing = true;
         uv_read_stop(reinterpret_cast<uv_stream_t*>(d.source));
         return;
     }
@@ -606,7 +594,8 @@ void Session::on_port(uv_poll_t* poll, int status, int events) {
 
 void Session::on_write(uv_write_t* req, int status) {
     Session* s = of(req);
-    s->write_done(req == &s->upstream_.write_req ? s->upstream_ : s->downstream_, status);
+    const bool upstream = s->upstream_.pending && req == &s->upstream_.pending->req;
+    s->write_done(upstream ? s->upstream_ : s->downstream_, status);
 }
 
 void Session::write_done(Direction& d, int status) {
@@ -632,15 +621,29 @@ void Session::write_done(Direction& d, int status) {
 }
 
 void Session::finish_direction(Direction& d) {
-    if (int rc = uv_shutdown(&d.shutdown_req, reinterpret_cast<uv_stream_t*>(d.sink), on_shutdown);
-        rc < 0) {
-        close(failure_of(d.sink), d.source);
+    if (start_shutdown(d) < 0) close(failure_of(d.sink), d.source);
+}
+
+int Session::start_write(Direction& d, uv_buf_t chunk) {
+    d.pending->req.data = this;
+    int rc = uv_write(&d.pending->req, reinterpret_cast<uv_stream_t*>(d.sink), &chunk, 1, on_write);
+    if (rc < 0) {
+        listener_.worker().give_block(std::move(d.pending));
+        return rc;
     }
+    d.writing = true;
+    return 0;
+}
+
+int Session::start_shutdown(Direction& d) {
+    uv_shutdown_t& req = shutdown_reqs_[&d == &upstream_ ? 0 : 1];
+    req.data = this;
+    return uv_shutdown(&req, reinterpret_cast<uv_stream_t*>(d.sink), on_shutdown);
 }
 
 void Session::on_shutdown(uv_shutdown_t* req, int status) {
     Session* s = of(req);
-    s->shutdown_done(req == &s->upstream_.shutdown_req ? s->upstream_ : s->downstream_, status);
+    s->shutdown_done(s->direction_of(req), status);
 }
 
 void Session::shutdown_done(Direction& d, int status) {

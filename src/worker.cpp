@@ -156,14 +156,14 @@ void Worker::end_loop_if_idle() {
     uv_close(reinterpret_cast<uv_handle_t*>(&shutdown_timer_), nullptr);
 }
 
-std::unique_ptr<char[]> Worker::take_block() {
-    if (spare_blocks_.empty()) return std::make_unique_for_overwrite<char[]>(scratch_size);
+std::unique_ptr<Worker::WriteBlock> Worker::take_block() {
+    if (spare_blocks_.empty()) return std::make_unique_for_overwrite<WriteBlock>();
     auto block = std::move(spare_blocks_.back());
     spare_blocks_.pop_back();
     return block;
 }
 
-void Worker::give_block(std::unique_ptr<char[]> block) {
+void Worker::give_block(std::unique_ptr<WriteBlock> block) {
     if (spare_blocks_.size() < max_spare_blocks) spare_blocks_.push_back(std::move(block));
 }
 

@@ -77,9 +77,8 @@ private:
         Direction(uv_tcp_t* from, uv_tcp_t* to) : source(from), sink(to) {}
         uv_tcp_t* source;
         uv_tcp_t* sink;
-        uv_write_t write_req{};
-        uv_shutdown_t shutdown_req{};
-        std::unique_ptr<char[]> pending;  // the unwritten rest of one read, while in flight
+        // The write in flight (its request and the unwritten rest of one read), if any.
+        std::unique_ptr<Worker::WriteBlock> pending;
         bool writing = false;
         bool bulk = false;      // the last copy read filled the scratch buffer
         bool eof = false;       // source sent FIN
@@ -127,6 +126,13 @@ private:
     void write_done(Direction& d, int status);
     void shutdown_done(Direction& d, int status);
     void finish_direction(Direction& d);
+    // Writes `chunk` (in or out of d.pending, which must be set) to d.sink.
+    int start_write(Direction& d, uv_buf_t chunk);
+    // Passes FIN on to d.sink.
+    int start_shutdown(Direction& d);
+    Direction& direction_of(const uv_shutdown_t* req) {
+        return req == &shutdown_reqs_[0] ? upstream_ : downstream_;
+    }
     // Counts bytes read from `d.source`, either path.
     void count_read(Direction& d, std::size_t n);
     // Splice path: moves `d` onto it after a full copy read (false: it stays on copy),
@@ -160,7 +166,11 @@ private:
     uv_tcp_t client_{};
     uv_tcp_t backend_{};
     uv_timer_t timer_{};  // connect timeout, then idle timeout, then drain bound
-    uv_connect_t connect_req_{};
+    // A connect is over before either direction shuts down, so the requests share memory.
+    union {
+        uv_connect_t connect_req_{};
+        uv_shutdown_t shutdown_reqs_[2];  // upstream, downstream
+    };
     Direction upstream_;            // client -> backend
     Direction downstream_;          // backend -> client
     Port* client_port_ = nullptr;   // splice path only

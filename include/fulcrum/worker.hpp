@@ -65,10 +65,16 @@ public:
     const Config& config() const { return *config_; }
     unsigned id() const { return id_; }
     uv_buf_t scratch() { return uv_buf_init(scratch_.get(), scratch_size); }
-    // Blocks of scratch_size that hold what a full peer could not take yet. Reused, so a
+    // A write in flight: its libuv request and up to scratch_size bytes a full peer could
+    // not take yet. Only a stalled direction holds one, so an idle session holds none.
+    struct WriteBlock {
+        uv_write_t req;
+        char data[scratch_size];
+    };
+    // Blocks that hold what a full peer could not take yet. Reused, so a
     // stalled stream does not cost an allocation per stall; freed past a small reserve.
-    std::unique_ptr<char[]> take_block();
-    void give_block(std::unique_ptr<char[]> block);
+    std::unique_ptr<WriteBlock> take_block();
+    void give_block(std::unique_ptr<WriteBlock> block);
 
     // Pipes for splice, at most this worker's share of runtime.splice_pipes open at once
     // (each costs two descriptors). take_pipe gives nothing when splice is off or
@@ -111,7 +117,7 @@ private:
     std::vector<std::unique_ptr<Listener>> listeners_;
     std::vector<std::unique_ptr<Listener>> retired_;  // closed, waiting for their sessions
     std::unique_ptr<char[]> scratch_;
-    std::vector<std::unique_ptr<char[]>> spare_blocks_;
+    std::vector<std::unique_ptr<WriteBlock>> spare_blocks_;
     SpliceTraffic& splice_;
     std::vector<Pipe> spare_pipes_;
     std::size_t pipes_in_use_ = 0;
