@@ -189,6 +189,9 @@ void Session::connect_next() {
     connect_req_.data = this;
     int rc = uv_tcp_connect(&connect_req_, &backend_, backend->config.address.sockaddr_ptr(),
                             on_connect);
+    // Reading starts with the connect, so that one epoll_ctl registers both; libuv
+    // reports the connect before any read.
+    if (rc == 0) rc = uv_read_start(reinterpret_cast<uv_stream_t*>(&backend_), on_alloc, on_read);
     if (rc < 0) {
         // A local failure (no descriptor, no memory): not the backend's fault, so no
         // failure is counted against it; out of descriptors also pauses accepting.
@@ -249,14 +252,14 @@ void Session::established() {
         close(SessionEnd::backend_reset, &client_);
         return;
     }
-    for (uv_tcp_t* side : {&client_, &backend_}) {
-        // The client is read once the preamble is written (write_done), as after any write.
-        if (side == &client_ && upstream_.writing) continue;
-        if (int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(side), on_alloc, on_read);
+    // The backend is read since the connect started; the client is read once the
+    // preamble is written (write_done), as after any write.
+    if (!upstream_.writing) {
+        if (int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(&client_), on_alloc, on_read);
             rc < 0) {
-            spdlog::warn("service {}: cannot read from {}: {}", listener_.service().name,
-                         side == &client_ ? "client" : "backend", uv_strerror(rc));
-            close(failure_of(side), other(side));
+            spdlog::warn("service {}: cannot read from the client: {}", listener_.service().name,
+                         uv_strerror(rc));
+            close(SessionEnd::client_reset, &backend_);
             return;
         }
     }
@@ -307,7 +310,10 @@ void Session::apply_on_failure() {
         rc = start_write(downstream_, uv_buf_init(const_cast<char*>(bad_gateway_response.data()),
                                                   bad_gateway_response.size()));
     }
-    if (rc == 0) rc = start_shutdown(downstream_);
+    if (rc == 0) {
+        shutdown_req_.data = this;
+        rc = uv_shutdown(&shutdown_req_, client, on_shutdown);
+    }
     if (rc == 0) rc = uv_read_start(client, on_alloc, on_read);
     if (rc < 0) {
         close(SessionEnd::connect_failed);
@@ -621,7 +627,19 @@ void Session::write_done(Direction& d, int status) {
 }
 
 void Session::finish_direction(Direction& d) {
-    if (start_shutdown(d) < 0) close(failure_of(d.sink), d.source);
+    if ((&d == &upstream_ ? downstream_ : upstream_).finished) {
+        // Both sides sent FIN and got every byte: closing sends the last FIN by itself.
+        close(end_);
+        return;
+    }
+    // Nothing of d's is queued in libuv (only d writes to d.sink, and it is not writing),
+    // so shutting down at once is what uv_shutdown would do a loop iteration later.
+    uv_os_fd_t fd;
+    if (uv_fileno(reinterpret_cast<uv_handle_t*>(d.sink), &fd) < 0 || ::shutdown(fd, SHUT_WR) < 0) {
+        close(failure_of(d.sink), d.source);
+        return;
+    }
+    d.finished = true;
 }
 
 int Session::start_write(Direction& d, uv_buf_t chunk) {
@@ -635,26 +653,10 @@ int Session::start_write(Direction& d, uv_buf_t chunk) {
     return 0;
 }
 
-int Session::start_shutdown(Direction& d) {
-    uv_shutdown_t& req = shutdown_reqs_[&d == &upstream_ ? 0 : 1];
-    req.data = this;
-    return uv_shutdown(&req, reinterpret_cast<uv_stream_t*>(d.sink), on_shutdown);
-}
-
 void Session::on_shutdown(uv_shutdown_t* req, int status) {
+    // Only on_failure's FIN to the client goes through libuv's shutdown.
     Session* s = of(req);
-    s->shutdown_done(s->direction_of(req), status);
-}
-
-void Session::shutdown_done(Direction& d, int status) {
-    if (state_ == State::failing && status < 0) close(SessionEnd::connect_failed);
-    if (state_ != State::established) return;
-    if (status < 0) {
-        close(failure_of(d.sink), d.source);
-        return;
-    }
-    d.finished = true;
-    if (upstream_.finished && downstream_.finished) close(end_);
+    if (s->state_ == State::failing && status < 0) s->close(SessionEnd::connect_failed);
 }
 
 void Session::on_timer(uv_timer_t* timer) {

@@ -124,15 +124,13 @@ private:
     void apply_on_failure();
     void read(Direction& d, ssize_t nread, const uv_buf_t* buf);
     void write_done(Direction& d, int status);
-    void shutdown_done(Direction& d, int status);
+
+    // `d.source` sent FIN and every byte before it is written: passes the FIN on, or
+    // closes the session when the other direction has already done so.
     void finish_direction(Direction& d);
     // Writes `chunk` (in or out of d.pending, which must be set) to d.sink.
     int start_write(Direction& d, uv_buf_t chunk);
-    // Passes FIN on to d.sink.
-    int start_shutdown(Direction& d);
-    Direction& direction_of(const uv_shutdown_t* req) {
-        return req == &shutdown_reqs_[0] ? upstream_ : downstream_;
-    }
+
     // Counts bytes read from `d.source`, either path.
     void count_read(Direction& d, std::size_t n);
     // Splice path: moves `d` onto it after a full copy read (false: it stays on copy),
@@ -166,10 +164,11 @@ private:
     uv_tcp_t client_{};
     uv_tcp_t backend_{};
     uv_timer_t timer_{};  // connect timeout, then idle timeout, then drain bound
-    // A connect is over before either direction shuts down, so the requests share memory.
+    // on_failure's FIN to the client, after its 502 if any, comes when every connect is
+    // over: the two requests share memory.
     union {
         uv_connect_t connect_req_{};
-        uv_shutdown_t shutdown_reqs_[2];  // upstream, downstream
+        uv_shutdown_t shutdown_req_;
     };
     Direction upstream_;            // client -> backend
     Direction downstream_;          // backend -> client

@@ -28,8 +28,12 @@
 #                                [--proxies haproxy,haproxy-splice,nginx,fulcrum,fulcrum-copy]
 #                                [--workloads keepalive,close,bulk,idle] [--duration SECONDS]
 #                                [--idle N] [--bulk N] [--out FILE] [--raw FILE] [--keep]
+#                                [--profile DIR]
 #   --quick  ~1 s per workload, 1 round, 500 idle connections, 3 bulk downloads: for CI,
 #            to keep the harness working (no figure is asserted).
+#   --profile DIR  records each proxy with `perf record -g` during the wrk runs and writes
+#            DIR/<run>.perf.data plus DIR/<run>.txt (perf report by DSO and by symbol).
+#            Sampling costs CPU: take the table's figures from a run without it.
 # Environment: FULCRUM=path/to/binary, or BUILD_DIR (default: build-bench, configured
 #   with -Dbuildtype=release; with --quick: build). PROXY_CPU (1), LOAD_CPU (0),
 #   WRK_CONNECTIONS (64).
@@ -54,6 +58,7 @@ BULK=""
 OUT="$HERE/results.md"
 RAW=""
 KEEP=0
+PROFILE_DIR=""
 CONNECTIONS=${WRK_CONNECTIONS:-64}  # wrk -c
 BULK_MIB=64
 
@@ -71,6 +76,7 @@ while (($#)); do
         --out) OUT=${2:?}; shift ;;
         --raw) RAW=${2:?}; shift ;;
         --keep) KEEP=1 ;;
+        --profile) PROFILE_DIR=${2:?}; shift ;;
         -h | --help) usage; exit 0 ;;
         *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -87,6 +93,11 @@ fi
 for n in "$ROUNDS" "$DURATION" "$IDLE" "$BULK"; do
     [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "rounds, duration, idle and bulk must be positive integers" >&2; exit 2; }
 done
+if [[ -n $PROFILE_DIR ]]; then
+    command -v perf >/dev/null || { echo "--profile needs perf (Debian: linux-perf)" >&2; exit 2; }
+    mkdir -p "$PROFILE_DIR"
+    PROFILE_DIR=$(cd "$PROFILE_DIR" && pwd)
+fi
 IFS=, read -r -a PROXY_LIST <<<"$PROXIES"
 for p in "${PROXY_LIST[@]}"; do
     case "$p" in haproxy | haproxy-splice | nginx | fulcrum | fulcrum-copy) ;; *) echo "unknown proxy: $p" >&2; exit 2 ;; esac
@@ -462,10 +473,30 @@ parse_wrk() {  # parse_wrk FILE -> fills the associative array W
 declare -A W=()
 
 run_wrk() {  # run_wrk PROXY OUTFILE SECONDS [wrk options...]: wrk on the load CPU
-    local proxy=$1 out=$2 secs=$3
+    local proxy=$1 out=$2 secs=$3 perf_pid="" rc=0 name
     shift 3
+    if [[ -n $PROFILE_DIR ]]; then
+        name=$(basename "$out" .txt)
+        perf record -q -F 999 -g -p "${PIDS[$proxy]}" -o "$PROFILE_DIR/$name.perf.data" \
+            >"$PROFILE_DIR/$name.record.log" 2>&1 &
+        perf_pid=$!
+    fi
     timeout -k 5 $((secs + 30)) taskset -c "$LOAD_CPU" \
-        wrk -t1 -c"$CONNECTIONS" -d"${secs}s" "$@" "http://127.0.0.1:${PORT[$proxy]}/" >"$out" 2>&1
+        wrk -t1 -c"$CONNECTIONS" -d"${secs}s" "$@" "http://127.0.0.1:${PORT[$proxy]}/" >"$out" 2>&1 || rc=$?
+    if [[ -n $perf_pid ]]; then
+        kill -INT "$perf_pid" 2>/dev/null || true
+        wait "$perf_pid" || true
+        {
+            echo "# $name: where the proxy's CPU went, by DSO ([kernel.kallsyms] is the kernel)"
+            perf report -i "$PROFILE_DIR/$name.perf.data" --stdio --no-children --sort dso -g none 2>/dev/null |
+                grep -v '^#' | grep -v '^$' | head -n 15
+            echo
+            echo "# $name: by symbol (self time)"
+            perf report -i "$PROFILE_DIR/$name.perf.data" --stdio --no-children --sort dso,sym \
+                -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 60
+        } >"$PROFILE_DIR/$name.txt"
+    fi
+    return "$rc"
 }
 
 workload_keepalive() {  # keep-alive requests: req/s, CPU µs per request, p99 latency
