@@ -3,7 +3,9 @@
 #
 # Proxies: haproxy (mode tcp), haproxy-splice (the same with `option splice-auto`),
 # nginx (stream), fulcrum (splice for bulk, its default) and fulcrum-copy
-# (`splice_pipes = 0`: every byte copied through user space).
+# (`splice_pipes = 0`: every byte copied through user space). Not in the default list:
+# fulcrum-2w, fulcrum with `workers = 2` on both CPUs (PROXY_CPU and LOAD_CPU), for the
+# scaling figure: --proxies fulcrum,fulcrum-2w --workloads keepalive,close.
 #
 # Method (docs: "Benchmark method" in DESIGN.md):
 #   * Loopback only (127.0.0.1). Every proxy runs one worker/thread, pinned to CPU 1
@@ -100,7 +102,7 @@ if [[ -n $PROFILE_DIR ]]; then
 fi
 IFS=, read -r -a PROXY_LIST <<<"$PROXIES"
 for p in "${PROXY_LIST[@]}"; do
-    case "$p" in haproxy | haproxy-splice | nginx | fulcrum | fulcrum-copy) ;; *) echo "unknown proxy: $p" >&2; exit 2 ;; esac
+    case "$p" in haproxy | haproxy-splice | nginx | fulcrum | fulcrum-copy | fulcrum-2w) ;; *) echo "unknown proxy: $p" >&2; exit 2 ;; esac
 done
 
 IFS=, read -r -a WORKLOAD_LIST <<<"$WORKLOADS"
@@ -391,17 +393,17 @@ EOF
     PIDS[nginx]="$BG_PID,$worker"
 }
 
-start_fulcrum() {  # start_fulcrum [NAME [SPLICE_PIPES]]
-    local name=${1:-fulcrum} pipes=${2:-1024}
+start_fulcrum() {  # start_fulcrum [NAME [SPLICE_PIPES [WORKERS CPUS]]]
+    local name=${1:-fulcrum} pipes=${2:-1024} workers=${3:-1} cpus=${4:-$PROXY_CPU}
     local port=${PORT[$name]}
     cat >"$WORK/$name.toml" <<EOF
-# fulcrum: one worker, no access log, no active health checks; splice_pipes = 0 copies.
+# fulcrum: $workers worker(s), no access log, no active health checks; splice_pipes = 0 copies.
 [log]
 level = "warn"
 access_log = false
 
 [runtime]
-workers = 1
+workers = $workers
 max_connections = 20000
 shutdown_timeout = "2s"
 splice_pipes = $pipes
@@ -420,7 +422,7 @@ address = "127.0.0.1:$B1"
 [[service.backend]]
 address = "127.0.0.1:$B2"
 EOF
-    start_bg "$WORK/$name.log" taskset -c "$PROXY_CPU" "$FULCRUM_BIN" -c "$WORK/$name.toml"
+    start_bg "$WORK/$name.log" taskset -c "$cpus" "$FULCRUM_BIN" -c "$WORK/$name.toml"
     MAIN_PID[$name]=$BG_PID
     PIDS[$name]=$BG_PID
     wait_port "$port" "$name" "$BG_PID"
@@ -428,6 +430,9 @@ EOF
 
 # fulcrum with splice off: every byte through its user-space buffer.
 start_fulcrum-copy() { start_fulcrum fulcrum-copy 0; }
+
+# fulcrum with two workers on both CPUs, sharing CPU $LOAD_CPU with the load generator.
+start_fulcrum-2w() { start_fulcrum fulcrum-2w 1024 2 "$PROXY_CPU,$LOAD_CPU"; }
 
 # A proxy is alive when every PID we account for still runs (an nginx worker that
 # crashed and was respawned counts as a crash: its CPU time would be lost).
@@ -607,10 +612,10 @@ main() {
     if [[ ,$PROXIES, == *,fulcrum* ]]; then resolve_fulcrum; fi
 
     local -a ports
-    mapfile -t ports < <("$PY" "$LIB" ports 7)
+    mapfile -t ports < <("$PY" "$LIB" ports 8)
     B1=${ports[0]} B2=${ports[1]}
     PORT[haproxy]=${ports[2]} PORT[nginx]=${ports[3]} PORT[fulcrum]=${ports[4]}
-    PORT[haproxy-splice]=${ports[5]} PORT[fulcrum-copy]=${ports[6]}
+    PORT[haproxy-splice]=${ports[5]} PORT[fulcrum-copy]=${ports[6]} PORT[fulcrum-2w]=${ports[7]}
 
     mkdir -p "$WORK/www"
     head -c "$((BULK_MIB * 1024 * 1024))" /dev/urandom >"$WORK/www/big.bin"
