@@ -128,7 +128,9 @@ TEST_CASE("splice: a slow reader leaves bytes parked in the pipe, still byte-exa
     hash.update(first);
     // Not reading: the client's buffers fill, and the backend's bytes wait in a pipe.
     CHECK(metric_becomes(admin, "fulcrum_splice_pipes_in_use", 1));
-    CHECK(metric(admin, "fulcrum_splice_transfers_total") == 1);
+    // At least once: a wakeup that moved little (a slow machine, a sanitizer) returns the
+    // direction to copying until its next full read, which splices again.
+    CHECK(metric(admin, "fulcrum_splice_transfers_total") >= 1);
     // Then slowly at first, then all of it.
     std::size_t received = first.size();
     for (int i = 0; i < 20; ++i) {
@@ -229,7 +231,9 @@ TEST_CASE("splice: more bulk sessions than pipes fall back to copying, still exa
     });
     ServiceSpec service = service_to({backend.port()});
     const std::uint16_t admin = free_port();
-    Fulcrum fulcrum = start_with_admin({service}, admin, "splice_pipes = 2");
+    // One worker: with more, its share of the pipes is 1 each, and the kernel may give one
+    // worker all six sessions.
+    Fulcrum fulcrum = start_with_admin({service}, admin, "workers = 1\nsplice_pipes = 2");
 
     std::vector<Socket> clients;
     for (int i = 0; i < sessions; ++i) {
