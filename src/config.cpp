@@ -281,14 +281,21 @@ Duration to_positive_duration(const Value& value) {
     return duration;
 }
 
-// A listening address: port 0 (any free port) is allowed.
-Address to_address(const Value& value) {
+// `parse` (parse_address, parse_cidr) applied to a string value; its AddressError, which
+// says what is wrong, becomes the error of the key.
+template <typename Parse>
+auto parsed_with(const Value& value, Parse parse) {
     const std::string text = to_string_value(value);
     try {
-        return parse_address(text);
+        return parse(text);
     } catch (const AddressError& error) {
         throw Invalid(error.what());
     }
+}
+
+// A listening address: port 0 (any free port) is allowed.
+Address to_address(const Value& value) {
+    return parsed_with(value, parse_address);
 }
 
 Address to_backend_address(const Value& value) {
@@ -298,12 +305,7 @@ Address to_backend_address(const Value& value) {
 }
 
 Cidr to_cidr(const Value& value) {
-    const std::string text = to_string_value(value);
-    try {
-        return parse_cidr(text);
-    } catch (const AddressError& error) {
-        throw Invalid(error.what());
-    }
+    return parsed_with(value, parse_cidr);
 }
 
 // An HTTP status range, "200-399", or one status, "200".
