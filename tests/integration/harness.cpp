@@ -99,8 +99,8 @@ std::set<std::string> listening_socket_inodes(std::uint16_t port) {
 
 // The test's environment with one change: each sanitizer writes its reports to stderr,
 // which is the child's log, whatever log_path the environment asks for (the last
-// occurrence of an option wins).
-std::vector<std::string> child_environment() {
+// occurrence of an option wins); and `tsan_suppressions`, if any, replaces the run's.
+std::vector<std::string> child_environment(const std::string& tsan_suppressions) {
     constexpr std::string_view option_variables[] = {"ASAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS",
                                                      "UBSAN_OPTIONS"};
     std::vector<std::string> environment;
@@ -111,6 +111,9 @@ std::vector<std::string> child_environment() {
                                [&](const std::string& e) { return e.starts_with(prefix); });
         if (it == environment.end()) it = environment.insert(environment.end(), prefix);
         *it += std::string(it->size() > prefix.size() ? ":" : "") + "log_path=stderr";
+        if (variable == "TSAN_OPTIONS" && !tsan_suppressions.empty()) {
+            *it += ":suppressions=" + tsan_suppressions;
+        }
     }
     return environment;
 }
@@ -298,7 +301,7 @@ ChildProcess::ChildProcess(std::vector<std::string> argv, Options options)
     std::vector<char*> raw_argv;
     for (auto& arg : argv) raw_argv.push_back(arg.data());
     raw_argv.push_back(nullptr);
-    std::vector<std::string> environment = child_environment();
+    std::vector<std::string> environment = child_environment(options.tsan_suppressions);
     std::vector<char*> envp;
     for (auto& entry : environment) envp.push_back(entry.data());
     envp.push_back(nullptr);
@@ -527,7 +530,9 @@ RunResult run_fulcrum(std::vector<std::string> args, std::chrono::milliseconds t
 
 DemoBackend::DemoBackend(std::string name, std::uint16_t port, std::chrono::milliseconds timeout)
     : name_(std::move(name)),
-      process_({DEMO_BACKEND_BINARY, "--port", std::to_string(port), "--name", name_}) {
+      process_({DEMO_BACKEND_BINARY, "--port", std::to_string(port), "--name", name_},
+               {.max_open_files = std::nullopt,
+                .tsan_suppressions = FULCRUM_SOURCE_ROOT "/tests/tsan-demo-backend.supp"}) {
     // The backend prints this line, in one write, once it is listening.
     constexpr std::string_view ready = "listening on ";
     if (!process_.wait_for_output(ready, timeout)) {

@@ -77,6 +77,9 @@ class ChildProcess {
 public:
     struct Options {
         std::optional<rlim_t> max_open_files;  // RLIMIT_NOFILE for the child
+        // A ThreadSanitizer suppressions file for this child instead of the run's (test
+        // peers whose libraries TSan cannot follow).
+        std::string tsan_suppressions;
     };
 
     // argv[0] is the program path (no PATH lookup). Throws if it cannot be started.

@@ -79,7 +79,8 @@ Fulcrum start_fulcrum(const std::vector<ServiceSpec>& services, const std::strin
                       std::optional<rlim_t> max_files) {
     std::vector<std::uint16_t> ports;
     for (const ServiceSpec& s : services) ports.push_back(s.listen);
-    return Fulcrum(config_for(services, runtime), ports, {}, ChildProcess::Options{max_files});
+    return Fulcrum(config_for(services, runtime), ports, {},
+                   ChildProcess::Options{.max_open_files = max_files, .tsan_suppressions = {}});
 }
 
 Transfer echo_through(std::uint16_t port, std::size_t size) {
