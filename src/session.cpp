@@ -254,7 +254,7 @@ void Session::established() {
     }
     // The backend is read since the connect started; the client is read once the
     // preamble is written (write_done), as after any write.
-    if (!upstream_.writing) {
+    if (!upstream_.writing()) {
         if (int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(&client_), on_alloc, on_read);
             rc < 0) {
             spdlog::warn("service {}: cannot read from the client: {}", listener_.service().name,
@@ -378,12 +378,8 @@ void Session::read(Direction& d, ssize_t nread, const uv_buf_t* buf) {
         return;
     }
     if (nread == UV_EOF) {
-        d.eof = true;
-        if (!first_fin_seen_) {
-            first_fin_seen_ = true;
-            end_ = d.source == &client_ ? SessionEnd::client_fin : SessionEnd::backend_fin;
-        }
-        if (!d.writing) finish_direction(d);
+        source_finished(d);
+        if (!d.writing()) finish_direction(d);
         return;
     }
     if (nread < 0) close(failure_of(d.source), d.sink);  // a reset, or an error like one
@@ -471,11 +467,7 @@ void Session::pump(Direction& d) {
         release_pipe(d);
         if (n == 0) {
             // FIN from the source, every byte before it passed on.
-            d.eof = true;
-            if (!first_fin_seen_) {
-                first_fin_seen_ = true;
-                end_ = d.source == &client_ ? SessionEnd::client_fin : SessionEnd::backend_fin;
-            }
+            source_finished(d);
             leave_splice(d);
             if (state_ == State::established) finish_direction(d);
             return;
@@ -605,7 +597,6 @@ void Session::on_write(uv_write_t* req, int status) {
 }
 
 void Session::write_done(Direction& d, int status) {
-    d.writing = false;
     if (d.pending) listener_.worker().give_block(std::move(d.pending));
     if (state_ == State::failing && status < 0) close(SessionEnd::connect_failed);
     if (state_ != State::established) return;  // failing, or cancelled by close
@@ -624,6 +615,14 @@ void Session::write_done(Direction& d, int status) {
         rc < 0) {
         close(failure_of(d.source), d.sink);
     }
+}
+
+void Session::source_finished(Direction& d) {
+    // The first FIN names how the session ends, unless something ends it otherwise.
+    if (!upstream_.eof && !downstream_.eof) {
+        end_ = d.source == &client_ ? SessionEnd::client_fin : SessionEnd::backend_fin;
+    }
+    d.eof = true;
 }
 
 void Session::finish_direction(Direction& d) {
@@ -649,7 +648,6 @@ int Session::start_write(Direction& d, uv_buf_t chunk) {
         listener_.worker().give_block(std::move(d.pending));
         return rc;
     }
-    d.writing = true;
     return 0;
 }
 

@@ -79,7 +79,7 @@ private:
         uv_tcp_t* sink;
         // The write in flight (its request and the unwritten rest of one read), if any.
         std::unique_ptr<Worker::WriteBlock> pending;
-        bool writing = false;
+        bool writing() const { return pending != nullptr; }
         bool bulk = false;      // the last copy read filled the scratch buffer
         bool eof = false;       // source sent FIN
         bool finished = false;  // FIN passed on to sink
@@ -125,6 +125,8 @@ private:
     void read(Direction& d, ssize_t nread, const uv_buf_t* buf);
     void write_done(Direction& d, int status);
 
+    // `d.source` sent FIN.
+    void source_finished(Direction& d);
     // `d.source` sent FIN and every byte before it is written: passes the FIN on, or
     // closes the session when the other direction has already done so.
     void finish_direction(Direction& d);
@@ -180,7 +182,6 @@ private:
     std::vector<Backend*> tried_;
     std::string attempt_errors_;  // "name (ECONNREFUSED), name (timeout)"
     SessionEnd end_ = SessionEnd::client_fin;
-    bool first_fin_seen_ = false;
     std::uint64_t started_ms_ = 0;
     std::uint64_t last_activity_ms_ = 0;
     SocketAddress peer_addr_;         // the connected peer
