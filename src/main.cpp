@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "fulcrum/config.hpp"
+#include "fulcrum/config/config.hpp"
 #include "fulcrum/logging.hpp"
 #include "fulcrum/server.hpp"
 

@@ -14,9 +14,9 @@
 #include <stdexcept>
 #include <thread>
 
-#include "fulcrum/admin.hpp"
-#include "fulcrum/backend.hpp"
-#include "fulcrum/listener.hpp"
+#include "fulcrum/admin/admin.hpp"
+#include "fulcrum/lb/backend.hpp"
+#include "fulcrum/net/listener.hpp"
 
 namespace fulcrum {
 

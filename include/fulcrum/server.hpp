@@ -11,11 +11,11 @@
 #include <string>
 #include <vector>
 
-#include "fulcrum/admin.hpp"
-#include "fulcrum/config.hpp"
-#include "fulcrum/health.hpp"
-#include "fulcrum/metrics.hpp"
-#include "fulcrum/worker.hpp"
+#include "fulcrum/admin/admin.hpp"
+#include "fulcrum/config/config.hpp"
+#include "fulcrum/health/health.hpp"
+#include "fulcrum/net/worker.hpp"
+#include "fulcrum/stats/metrics.hpp"
 
 namespace fulcrum {
 

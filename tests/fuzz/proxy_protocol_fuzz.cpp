@@ -17,7 +17,7 @@
 #include <memory>
 #include <string_view>
 
-#include "fulcrum/proxy_protocol.hpp"
+#include "fulcrum/proto/proxy_protocol.hpp"
 
 using fulcrum::ProxyHeader;
 using fulcrum::ProxyParse;

@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "fulcrum/address.hpp"
+#include "fulcrum/config/address.hpp"
 
 using Catch::Matchers::StartsWith;
 using fulcrum::Address;

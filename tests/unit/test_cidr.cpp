@@ -4,8 +4,8 @@
 
 #include <string>
 
-#include "fulcrum/address.hpp"
-#include "fulcrum/cidr.hpp"
+#include "fulcrum/config/address.hpp"
+#include "fulcrum/config/cidr.hpp"
 
 using Catch::Matchers::Contains;
 using fulcrum::AddressError;

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "fulcrum/config.hpp"
+#include "fulcrum/config/config.hpp"
 
 using namespace fulcrum;
 using namespace std::chrono_literals;

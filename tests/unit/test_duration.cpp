@@ -2,7 +2,7 @@
 
 #include <limits>
 
-#include "fulcrum/duration.hpp"
+#include "fulcrum/config/duration.hpp"
 
 using fulcrum::Duration;
 using fulcrum::format_duration;

@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 
-#include "fulcrum/backend.hpp"
-#include "fulcrum/health.hpp"
+#include "fulcrum/health/health.hpp"
+#include "fulcrum/lb/backend.hpp"
 
 using namespace fulcrum;
 using Change = HealthTracker::Change;

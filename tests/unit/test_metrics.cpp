@@ -8,8 +8,8 @@
 #include <string>
 
 #include "../support/prometheus_text.hpp"
-#include "fulcrum/backend.hpp"
-#include "fulcrum/metrics.hpp"
+#include "fulcrum/lb/backend.hpp"
+#include "fulcrum/stats/metrics.hpp"
 
 using namespace fulcrum;
 using namespace std::chrono_literals;

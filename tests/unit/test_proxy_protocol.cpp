@@ -4,8 +4,8 @@
 #include <string>
 #include <string_view>
 
-#include "fulcrum/address.hpp"
-#include "fulcrum/proxy_protocol.hpp"
+#include "fulcrum/config/address.hpp"
+#include "fulcrum/proto/proxy_protocol.hpp"
 
 using fulcrum::encode_proxy_header;
 using fulcrum::encode_proxy_local;

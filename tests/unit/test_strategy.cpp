@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "fulcrum/config.hpp"
-#include "fulcrum/strategy.hpp"
-#include "fulcrum/strategy_source_hash.hpp"
+#include "fulcrum/config/config.hpp"
+#include "fulcrum/lb/strategy.hpp"
+#include "fulcrum/lb/strategy_source_hash.hpp"
 
 using namespace fulcrum;
 

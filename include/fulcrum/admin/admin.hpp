@@ -17,10 +17,10 @@
 #include <thread>
 #include <vector>
 
-#include "fulcrum/address.hpp"
-#include "fulcrum/backend.hpp"
-#include "fulcrum/config.hpp"
-#include "fulcrum/metrics.hpp"
+#include "fulcrum/config/address.hpp"
+#include "fulcrum/config/config.hpp"
+#include "fulcrum/lb/backend.hpp"
+#include "fulcrum/stats/metrics.hpp"
 
 namespace fulcrum {
 

@@ -1,4 +1,4 @@
-#include "fulcrum/metrics.hpp"
+#include "fulcrum/stats/metrics.hpp"
 
 #include <dirent.h>
 #include <fmt/format.h>
@@ -8,7 +8,7 @@
 #include <iterator>
 #include <utility>
 
-#include "fulcrum/backend.hpp"
+#include "fulcrum/lb/backend.hpp"
 
 namespace fulcrum {
 

@@ -1,4 +1,4 @@
-#include "fulcrum/proxy_protocol.hpp"
+#include "fulcrum/proto/proxy_protocol.hpp"
 
 #include <arpa/inet.h>
 

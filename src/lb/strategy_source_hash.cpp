@@ -1,4 +1,4 @@
-#include "fulcrum/strategy_source_hash.hpp"
+#include "fulcrum/lb/strategy_source_hash.hpp"
 
 #include <netinet/in.h>
 

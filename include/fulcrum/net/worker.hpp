@@ -14,10 +14,10 @@
 #include <thread>
 #include <vector>
 
-#include "fulcrum/backend.hpp"
-#include "fulcrum/config.hpp"
-#include "fulcrum/listener.hpp"
-#include "fulcrum/metrics.hpp"
+#include "fulcrum/config/config.hpp"
+#include "fulcrum/lb/backend.hpp"
+#include "fulcrum/net/listener.hpp"
+#include "fulcrum/stats/metrics.hpp"
 
 namespace fulcrum {
 

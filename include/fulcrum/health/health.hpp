@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "fulcrum/backend.hpp"
-#include "fulcrum/config.hpp"
+#include "fulcrum/config/config.hpp"
+#include "fulcrum/lb/backend.hpp"
 
 namespace fulcrum {
 

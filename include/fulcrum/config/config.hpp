@@ -11,10 +11,10 @@
 #include <string_view>
 #include <vector>
 
-#include "fulcrum/address.hpp"
-#include "fulcrum/cidr.hpp"
-#include "fulcrum/duration.hpp"
-#include "fulcrum/proxy_protocol.hpp"
+#include "fulcrum/config/address.hpp"
+#include "fulcrum/config/cidr.hpp"
+#include "fulcrum/config/duration.hpp"
+#include "fulcrum/proto/proxy_protocol.hpp"
 
 namespace fulcrum {
 

@@ -13,8 +13,8 @@
 #include <span>
 #include <vector>
 
-#include "fulcrum/backend.hpp"
-#include "fulcrum/config.hpp"
+#include "fulcrum/config/config.hpp"
+#include "fulcrum/lb/backend.hpp"
 
 namespace fulcrum {
 

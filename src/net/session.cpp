@@ -1,4 +1,4 @@
-#include "fulcrum/session.hpp"
+#include "fulcrum/net/session.hpp"
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
@@ -9,10 +9,10 @@
 #include <chrono>
 #include <cstring>
 
-#include "fulcrum/address.hpp"
-#include "fulcrum/listener.hpp"
-#include "fulcrum/proxy_protocol.hpp"
-#include "fulcrum/worker.hpp"
+#include "fulcrum/config/address.hpp"
+#include "fulcrum/net/listener.hpp"
+#include "fulcrum/net/worker.hpp"
+#include "fulcrum/proto/proxy_protocol.hpp"
 
 namespace fulcrum {
 

@@ -12,9 +12,9 @@
 #include <string_view>
 #include <vector>
 
-#include "fulcrum/address.hpp"
-#include "fulcrum/backend.hpp"
-#include "fulcrum/worker.hpp"
+#include "fulcrum/config/address.hpp"
+#include "fulcrum/lb/backend.hpp"
+#include "fulcrum/net/worker.hpp"
 
 namespace fulcrum {
 

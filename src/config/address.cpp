@@ -1,4 +1,4 @@
-#include "fulcrum/address.hpp"
+#include "fulcrum/config/address.hpp"
 
 #include <arpa/inet.h>
 #include <netdb.h>

@@ -15,8 +15,8 @@
 #include <string_view>
 #include <vector>
 
-#include "fulcrum/config.hpp"
-#include "fulcrum/metrics.hpp"
+#include "fulcrum/config/config.hpp"
+#include "fulcrum/stats/metrics.hpp"
 
 namespace fulcrum {
 

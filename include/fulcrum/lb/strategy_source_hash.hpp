@@ -11,8 +11,8 @@
 #include <span>
 #include <vector>
 
-#include "fulcrum/backend.hpp"
-#include "fulcrum/strategy.hpp"
+#include "fulcrum/lb/backend.hpp"
+#include "fulcrum/lb/strategy.hpp"
 
 namespace fulcrum {
 

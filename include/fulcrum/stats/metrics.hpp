@@ -22,7 +22,7 @@
 #include <string_view>
 #include <vector>
 
-#include "fulcrum/config.hpp"
+#include "fulcrum/config/config.hpp"
 
 namespace fulcrum {
 

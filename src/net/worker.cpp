@@ -1,4 +1,4 @@
-#include "fulcrum/worker.hpp"
+#include "fulcrum/net/worker.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -10,7 +10,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "fulcrum/session.hpp"
+#include "fulcrum/net/session.hpp"
 
 namespace fulcrum {
 

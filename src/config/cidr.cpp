@@ -1,4 +1,4 @@
-#include "fulcrum/cidr.hpp"
+#include "fulcrum/config/cidr.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -10,7 +10,7 @@
 
 #include <fmt/format.h>
 
-#include "fulcrum/address.hpp"  // AddressError
+#include "fulcrum/config/address.hpp"  // AddressError
 
 namespace fulcrum {
 namespace {

@@ -1,4 +1,4 @@
-#include "fulcrum/admin.hpp"
+#include "fulcrum/admin/admin.hpp"
 
 #include <netinet/in.h>
 #include <sys/socket.h>

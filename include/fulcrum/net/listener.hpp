@@ -11,10 +11,10 @@
 #include <memory>
 #include <string>
 
-#include "fulcrum/address.hpp"
-#include "fulcrum/backend.hpp"
-#include "fulcrum/config.hpp"
-#include "fulcrum/strategy.hpp"
+#include "fulcrum/config/address.hpp"
+#include "fulcrum/config/config.hpp"
+#include "fulcrum/lb/backend.hpp"
+#include "fulcrum/lb/strategy.hpp"
 
 namespace fulcrum {
 

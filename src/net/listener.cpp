@@ -1,4 +1,4 @@
-#include "fulcrum/listener.hpp"
+#include "fulcrum/net/listener.hpp"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -10,8 +10,8 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "fulcrum/session.hpp"
-#include "fulcrum/worker.hpp"
+#include "fulcrum/net/session.hpp"
+#include "fulcrum/net/worker.hpp"
 
 namespace fulcrum {
 

@@ -1,4 +1,4 @@
-#include "fulcrum/health.hpp"
+#include "fulcrum/health/health.hpp"
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>

@@ -1,4 +1,4 @@
-#include "fulcrum/backend.hpp"
+#include "fulcrum/lb/backend.hpp"
 
 #include <chrono>
 

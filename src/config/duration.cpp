@@ -1,4 +1,4 @@
-#include "fulcrum/duration.hpp"
+#include "fulcrum/config/duration.hpp"
 
 #include <array>
 #include <charconv>

@@ -1,10 +1,10 @@
-#include "fulcrum/strategy.hpp"
+#include "fulcrum/lb/strategy.hpp"
 
 #include <algorithm>
 #include <optional>
 #include <stdexcept>
 
-#include "fulcrum/strategy_source_hash.hpp"
+#include "fulcrum/lb/strategy_source_hash.hpp"
 
 namespace fulcrum {
 

@@ -1,4 +1,4 @@
-#include "fulcrum/config.hpp"
+#include "fulcrum/config/config.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
