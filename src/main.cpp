@@ -58,7 +58,7 @@ int main(int argc, char** argv) {
     fulcrum::configure_logging(config.log.level);
     try {
         return fulcrum::Server(std::make_shared<const fulcrum::Config>(std::move(config)),
-                               config_path)
+                               config_path, log_level)
             .run();
     } catch (const std::exception& e) {
         spdlog::critical("{}", e.what());

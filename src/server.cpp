@@ -17,6 +17,7 @@
 #include "fulcrum/admin/admin.hpp"
 #include "fulcrum/lb/backend.hpp"
 #include "fulcrum/net/listener.hpp"
+#include "fulcrum/reload_plan.hpp"
 
 namespace fulcrum {
 
@@ -70,32 +71,13 @@ std::unique_ptr<AdminServer> open_admin(const AdminConfig& admin, const AdminSta
     return server;
 }
 
-// What a reload changes in one service's backends, e.g. "+b2 -b0 ~b1".
-std::string backend_changes(const ServiceConfig& before, const ServiceConfig& after) {
-    std::vector<std::string> changes;
-    auto find = [](const ServiceConfig& s, const std::string& name) {
-        return std::find_if(s.backends.begin(), s.backends.end(),
-                            [&](const BackendConfig& b) { return b.name == name; });
-    };
-    for (const BackendConfig& b : after.backends) {
-        const auto old = find(before, b.name);
-        if (old == before.backends.end()) {
-            changes.push_back("+" + b.name);
-        } else if (!(*old == b)) {
-            changes.push_back("~" + b.name);
-        }
-    }
-    for (const BackendConfig& b : before.backends) {
-        if (find(after, b.name) == after.backends.end()) changes.push_back("-" + b.name);
-    }
-    return fmt::format("{}", fmt::join(changes, " "));
-}
-
 }  // namespace
 
-Server::Server(std::shared_ptr<const Config> config, std::string config_path)
+Server::Server(std::shared_ptr<const Config> config, std::string config_path,
+               std::string log_level_override)
     : config_(std::move(config)),
       config_path_(std::move(config_path)),
+      log_level_override_(std::move(log_level_override)),
       splice_counters_(worker_count(config_->runtime)),
       admin_state_(worker_count(config_->runtime), open_sessions_, splice_counters_) {
     check(uv_loop_init(&loop_), "uv_loop_init");
@@ -126,7 +108,7 @@ int Server::run() {
                                                             uv_async_send(&worker_stopped_);
                                                         }));
         }
-        apply(config_);
+        apply(std::exchange(config_, std::make_shared<const Config>()));
         admin_ = open_admin(config_->admin, admin_state_);
     } catch (...) {
         admin_.reset();
@@ -156,74 +138,66 @@ int Server::run() {
 }
 
 std::string Server::apply(std::shared_ptr<const Config> next) {
-    struct Change {
-        ServiceState state;
-        std::vector<ListeningSocket> sockets;  // one per worker when the listener is new
-    };
-    std::vector<Change> changes;
-    std::vector<std::string> summary;
+    const ReloadPlan plan = plan_reload(*config_, *next);
+    for (const std::string& setting : plan.need_restart) {
+        spdlog::warn("reload: {} changes take effect at the next start", setting);
+    }
+    // Sockets first: a listener that cannot bind rejects the whole change.
+    std::map<std::string, std::vector<ListeningSocket>> sockets;  // by service, one per worker
     try {
-        for (const ServiceConfig& service : next->services) {
-            const auto old = services_.find(service.name);
-            const bool kept = old != services_.end() &&
-                              old->second.config->listen.text == service.listen.text &&
-                              old->second.config->listen.numeric() == service.listen.numeric();
-            Change change;
-            change.state.config = std::make_shared<const ServiceConfig>(service);
-            change.state.pool = std::make_shared<const Pool>(
-                service, old != services_.end() ? old->second.pool.get() : nullptr,
-                workers_.size());
-            // A service keeps its counters for as long as its name stays configured.
-            change.state.counters = old != services_.end()
-                                        ? old->second.counters
-                                        : std::make_shared<ServiceCounters>(workers_.size());
-            if (!kept) {
-                Address address = service.listen;
-                for (std::size_t i = 0; i < workers_.size(); ++i) {
-                    change.sockets.push_back(open_listening_socket(address, service.name));
-                    // With port 0 the first worker's port is shared by the others.
-                    address = change.sockets.back().bound;
-                }
-                spdlog::info("service {} listening on {} ({} backends, {})", service.name,
-                             address.numeric(), service.backends.size(),
-                             to_string(service.strategy));
-                summary.push_back(fmt::format("service {} added", service.name));
-            } else if (!(*old->second.config == service)) {
-                const std::string backends = backend_changes(*old->second.config, service);
-                summary.push_back(fmt::format("service {} changed{}{}", service.name,
-                                              backends.empty() ? "" : ": backends ", backends));
+        for (const ReloadPlan::Bind& bind : plan.bind) {
+            const auto service = std::find_if(
+                next->services.begin(), next->services.end(),
+                [&](const ServiceConfig& s) { return s.name == bind.service; });
+            Address address = service->listen;
+            auto& opened = sockets[bind.service];
+            for (std::size_t i = 0; i < workers_.size(); ++i) {
+                opened.push_back(open_listening_socket(address, bind.service, bind.exclusive && i == 0));
+                // With port 0 the first worker's port is shared by the others.
+                address = opened.back().bound;
             }
-            changes.push_back(std::move(change));
+            spdlog::info("service {} listening on {} ({} backends, {})", service->name,
+                         address.numeric(), service->backends.size(),
+                         to_string(service->strategy));
         }
     } catch (...) {
-        for (Change& change : changes) {
-            for (const ListeningSocket& socket : change.sockets) ::close(socket.fd);
+        for (const auto& entry : sockets) {
+            for (const ListeningSocket& socket : entry.second) ::close(socket.fd);
         }
         throw;
     }
 
-    std::vector<std::string> retired;
-    for (const auto& [name, state] : services_) {
-        const bool still_there = std::any_of(changes.begin(), changes.end(), [&](const Change& c) {
-            return c.state.config->name == name && c.sockets.empty();
-        });
-        if (!still_there) retired.push_back(name);
-        if (std::none_of(next->services.begin(), next->services.end(),
-                         [&](const ServiceConfig& s) { return s.name == name; })) {
-            summary.push_back(fmt::format("service {} removed", name));
-        }
+    // One snapshot per service, its pool built once and shared by every worker.
+    std::map<std::string, ServiceState> next_services;
+    std::vector<ServiceState> states;  // in configuration order
+    for (const ServiceConfig& service : next->services) {
+        const auto old = services_.find(service.name);
+        const bool existed = old != services_.end();
+        ServiceState state;
+        state.config = std::make_shared<const ServiceConfig>(service);
+        state.pool = std::make_shared<const Pool>(service, existed ? old->second.pool.get() : nullptr,
+                                                  workers_.size());
+        state.balancer = std::make_shared<Balancer>(state.pool, service.strategy);
+        // A service keeps its counters for as long as its name stays configured.
+        state.counters =
+            existed ? old->second.counters : std::make_shared<ServiceCounters>(workers_.size());
+        next_services[service.name] = state;
+        states.push_back(state);
     }
+
     for (std::size_t i = 0; i < workers_.size(); ++i) {
-        std::vector<std::pair<ServiceState, std::optional<ListeningSocket>>> work;
-        for (const Change& change : changes) {
+        std::vector<std::pair<std::shared_ptr<const ServiceState>, std::optional<ListeningSocket>>>
+            work;
+        for (const ServiceState& state : states) {
+            const auto opened = sockets.find(state.config->name);
             std::optional<ListeningSocket> socket;
-            if (!change.sockets.empty()) socket = change.sockets[i];
-            work.emplace_back(change.state, socket);
+            if (opened != sockets.end()) socket = opened->second[i];
+            work.emplace_back(std::make_shared<const ServiceState>(state), socket);
         }
         Worker* worker = workers_[i].get();
-        worker->post([worker, next, retired, work = std::move(work)] {
+        worker->post([worker, next, retire = plan.retire, work = std::move(work)] {
             worker->set_config(next);
-            for (const std::string& name : retired) worker->retire_service(name);
+            for (const std::string& name : retire) worker->retire_service(name);
             for (const auto& [state, socket] : work) {
                 if (!socket) {
                     worker->update_service(state);
@@ -238,16 +212,11 @@ std::string Server::apply(std::shared_ptr<const Config> next) {
         });
     }
 
-    std::vector<ServiceState> states;
-    services_.clear();
-    for (const Change& change : changes) {
-        services_[change.state.config->name] = change.state;
-        states.push_back(change.state);
-    }
+    services_ = std::move(next_services);
     health_->configure(states);
     admin_state_.publish(next, std::move(states));
     config_ = std::move(next);
-    return summary.empty() ? "no changes" : fmt::format("{}", fmt::join(summary, "; "));
+    return plan.summary;
 }
 
 void Server::reload() {
@@ -255,17 +224,13 @@ void Server::reload() {
         spdlog::warn("SIGHUP: running the embedded default, there is no file to reload");
         return;
     }
-    std::shared_ptr<const Config> next;
     try {
-        next = std::make_shared<const Config>(load_config_file(config_path_));
-        if (next->runtime.workers != config_->runtime.workers) {
-            spdlog::warn("reload: runtime.workers changes take effect at the next start");
-        }
-        if (next->admin.listen != config_->admin.listen) {
-            spdlog::warn("reload: admin.listen changes take effect at the next start");
-        }
-        spdlog::default_logger()->set_level(spdlog::level::from_str(next->log.level));
-        spdlog::info("reloaded {}: {}", config_path_, apply(next));
+        Config loaded = load_config_file(config_path_);
+        if (!log_level_override_.empty()) loaded.log.level = log_level_override_;
+        auto next = std::make_shared<const Config>(std::move(loaded));
+        const std::string summary = apply(next);
+        spdlog::default_logger()->set_level(spdlog::level::from_str(config_->log.level));
+        spdlog::info("reloaded {}: {}", config_path_, summary);
         admin_state_.count_reload(true);
         return;
     } catch (const ConfigError& e) {

@@ -37,12 +37,12 @@ build_and_test() {
 # limit is lower.
 ulimit -n 20000 2>/dev/null || true
 
-setup build -Dbuildtype=debugoptimized
+setup build -Dbuildtype=debugoptimized -Dwerror=true
 # -O1 keeps sanitizer stack traces readable and the run much faster than -O0.
 # (tests/meson.build turns off one false GCC 12 warning for the tests in this build.)
-setup build-asan -Ddebug=true -Doptimization=1 \
+setup build-asan -Dwerror=true -Ddebug=true -Doptimization=1 \
     -Db_sanitize=address,undefined -Db_lundef=false
-setup build-tsan -Ddebug=true -Doptimization=1 -Db_sanitize=thread -Db_lundef=false
+setup build-tsan -Dwerror=true -Ddebug=true -Doptimization=1 -Db_sanitize=thread -Db_lundef=false
 
 build_and_test build
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \

@@ -22,7 +22,9 @@ namespace fulcrum {
 class Server {
 public:
     // `config_path` is re-read on SIGHUP; empty for the embedded default.
-    Server(std::shared_ptr<const Config> config, std::string config_path);
+    // `log_level_override` (--log-level) wins over the file's log.level, reloads included.
+    Server(std::shared_ptr<const Config> config, std::string config_path,
+           std::string log_level_override = {});
     ~Server();
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
@@ -34,14 +36,16 @@ public:
 private:
     static void on_signal(uv_signal_t* handle, int signum);
     static void on_worker_stopped(uv_async_t* handle);
-    // Moves to `next`: opens the listeners it adds (all or nothing: throws when one
-    // cannot bind), then hands the workers their changes. Returns a summary of them.
+    // Moves to `next` by plan_reload's plan: opens the listeners it adds (all or nothing:
+    // throws when one cannot bind), then hands the workers their changes. Returns the
+    // plan's summary.
     std::string apply(std::shared_ptr<const Config> next);
     void reload();
     void stop();
 
     std::shared_ptr<const Config> config_;
     std::string config_path_;
+    std::string log_level_override_;
     uv_loop_t loop_{};
     uv_signal_t sigint_{};
     uv_signal_t sigterm_{};

@@ -87,13 +87,15 @@ json last_check_json(const Backend& backend) {
             {"duration_seconds", std::chrono::duration<double>(check->duration).count()}};
 }
 
-json backend_json(const Backend& backend) {
+json backend_json(const PoolMember& member) {
+    const Backend& backend = *member.backend;
     const bool drained = backend.drained.load(std::memory_order_relaxed);
     json out = {
-        {"name", backend.config.name},
-        {"address", backend.config.address.text},
-        {"resolved", backend.config.address.numeric()},
-        {"weight", backend.config.weight},
+        {"name", member.config.name},
+        {"address", member.config.address.text},
+        {"resolved", member.config.address.numeric()},
+        {"weight", member.config.weight},
+        {"effective_weight", member.effective_weight},
         {"health", backend.passes_checks() ? "up" : "down"},
         {"admin_state", drained ? "drained" : "enabled"},
         {"eligible", backend.eligible()},
@@ -114,8 +116,9 @@ json status_json(const AdminState& state) {
     json services = json::array();
     for (const ServiceState& service : snapshot->services) {
         json backends = json::array();
-        for (const auto& backend : service.pool->backends)
-            backends.push_back(backend_json(*backend));
+        for (const PoolMember& member : service.pool->members) {
+            backends.push_back(backend_json(member));
+        }
         services.push_back({
             {"name", service.config->name},
             {"listen", service.config->listen.text},
@@ -151,20 +154,20 @@ void set_admin_state(const AdminState& state, const httplib::Request& req, httpl
         send_error(res, 404, fmt::format("unknown service '{}'", service_name));
         return;
     }
-    Backend* backend = service->pool->find(backend_name);
-    if (backend == nullptr) {
+    const PoolMember* member = service->pool->find(backend_name);
+    if (member == nullptr) {
         send_error(res, 404,
                    fmt::format("unknown backend '{}' in service '{}'", backend_name, service_name));
         return;
     }
-    const bool was_drained = backend->drained.exchange(drain);
-    const int active = backend->active.load(std::memory_order_relaxed);
+    const bool was_drained = member->backend->drained.exchange(drain);
+    const int active = member->backend->active.load(std::memory_order_relaxed);
     if (was_drained != drain) {
         spdlog::warn("admin: service {}: backend {} {}", service_name, backend_name,
                      drain ? fmt::format("drained: no new connections, {} open continue", active)
                            : std::string("enabled: takes new connections again"));
     }
-    send_json(res, 200, backend_json(*backend));
+    send_json(res, 200, backend_json(*member));
 }
 
 }  // namespace

@@ -103,12 +103,17 @@ struct HealthChecker::ServiceGroup {
 
 struct HealthChecker::Target {
     Target(HealthChecker* checker, std::shared_ptr<ServiceGroup> service_group,
-           std::shared_ptr<Backend> b, HealthTracker state)
-        : owner(checker), group(std::move(service_group)), backend(std::move(b)), tracker(state) {}
+           const PoolMember& member, HealthTracker state)
+        : owner(checker),
+          group(std::move(service_group)),
+          backend(member.backend),
+          config(member.config),
+          tracker(state) {}
 
     HealthChecker* owner;
     std::shared_ptr<ServiceGroup> group;
     std::shared_ptr<Backend> backend;
+    BackendConfig config;  // as of the pool it was configured from
     HealthTracker tracker;
     uv_timer_t timer{};
     uv_work_t work{};
@@ -130,17 +135,20 @@ void HealthChecker::configure(const std::vector<ServiceState>& services) {
         const HealthConfig& health = state.config->health;
         if (!health.enabled) {
             // Unchecked backends are routable (passive detection still applies).
-            for (const auto& backend : state.pool->backends) backend->healthy = true;
+            for (const PoolMember& member : state.pool->members) {
+                member.backend->check_up = true;
+                member.backend->routable = true;
+            }
             continue;
         }
         auto group = std::make_shared<ServiceGroup>();
         group->service = state.config;
-        for (const auto& backend : state.pool->backends) {
+        for (const PoolMember& member : state.pool->members) {
             HealthTracker tracker(health.rise, health.fall);
             for (const auto& old : previous) {
-                if (old->backend == backend) tracker = old->tracker.with_thresholds(health);
+                if (old->backend == member.backend) tracker = old->tracker.with_thresholds(health);
             }
-            targets_.push_back(std::make_unique<Target>(this, group, backend, tracker));
+            targets_.push_back(std::make_unique<Target>(this, group, member, tracker));
             Target& target = *targets_.back();
             uv_timer_init(loop_, &target.timer);
             target.timer.data = &target;
@@ -194,7 +202,7 @@ void HealthChecker::run_probe(uv_work_t* work) {
     auto* target = static_cast<Target*>(work->data);
     const auto start = std::chrono::steady_clock::now();
     try {
-        target->result = probe_backend(target->group->service->health, target->backend->config);
+        target->result = probe_backend(target->group->service->health, target->config);
     } catch (const std::exception& e) {
         target->result = {false, e.what()};
     }
@@ -218,7 +226,7 @@ void HealthChecker::apply(Target& target, const ProbeResult& result) {
     backend.record_check(
         {result.success, result.detail, std::chrono::system_clock::now(), target.probe_duration});
     spdlog::debug("service {}: backend {}: probe {}: {}", target.group->service->name,
-                  backend.config.name, result.success ? "passed" : "failed", result.detail);
+                  backend.name, result.success ? "passed" : "failed", result.detail);
     if (backend.passive_tripped.exchange(false, std::memory_order_relaxed)) {
         // With active checks on, a passive trip lasts until the probes see it healthy.
         transition(target, target.tracker.force_down(), "connect failures while proxying");
@@ -231,7 +239,7 @@ void HealthChecker::transition(Target& target, HealthTracker::Change change,
     if (change == HealthTracker::Change::none) return;
     const bool up = change == HealthTracker::Change::went_up;
     spdlog::warn("service {}: backend {} is {} (was {}): {}", target.group->service->name,
-                 target.backend->config.name, up ? "up" : "down", up ? "down" : "up", why);
+                 target.backend->name, up ? "up" : "down", up ? "down" : "up", why);
     if (up) target.backend->out_until_ms.store(0, std::memory_order_relaxed);
     update_routing(*target.group);
 }
@@ -246,8 +254,10 @@ void HealthChecker::update_routing(ServiceGroup& group) {
                                 : "new connections get on_failure");
     }
     for (Target* t : group.targets) {
-        t->backend->healthy.store(t->tracker.up() || (all_down && fail_open),
-                                  std::memory_order_relaxed);
+        // Checks say what they saw; routing may still use a backend they find down.
+        t->backend->check_up.store(t->tracker.up(), std::memory_order_relaxed);
+        t->backend->routable.store(t->tracker.up() || (all_down && fail_open),
+                                   std::memory_order_relaxed);
     }
 }
 

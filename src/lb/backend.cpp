@@ -37,27 +37,18 @@ std::optional<CheckRecord> Backend::last_check() const {
 }
 
 Pool::Pool(const ServiceConfig& service, const Pool* previous, std::size_t workers) {
-    backends.reserve(service.backends.size());
-    for (const auto& cfg : service.backends) {
-        std::shared_ptr<Backend> backend;
-        bool was_drained = false;
-        if (previous != nullptr) {
-            for (const auto& old : previous->backends) {
-                if (old->config == cfg) backend = old;
-                if (old->config.name == cfg.name) was_drained = old->drained.load();
-            }
-        }
-        if (!backend) {
-            backend = std::make_shared<Backend>(cfg, workers);
-            backend->drained.store(was_drained);
-        }
-        backends.push_back(std::move(backend));
+    members.reserve(service.backends.size());
+    for (const BackendConfig& config : service.backends) {
+        const PoolMember* old = previous != nullptr ? previous->find(config.name) : nullptr;
+        members.push_back({old != nullptr ? old->backend
+                                          : std::make_shared<Backend>(config.name, workers),
+                           config, config.weight});
     }
 }
 
-Backend* Pool::find(std::string_view name) const {
-    for (const auto& backend : backends) {
-        if (backend->config.name == name) return backend.get();
+const PoolMember* Pool::find(std::string_view name) const {
+    for (const PoolMember& member : members) {
+        if (member.config.name == name) return &member;
     }
     return nullptr;
 }

@@ -1,6 +1,7 @@
 #include "fulcrum/lb/strategy.hpp"
 
 #include <algorithm>
+#include <numeric>
 #include <optional>
 #include <stdexcept>
 
@@ -10,13 +11,13 @@ namespace fulcrum {
 
 namespace {
 
-// A backend's load relative to its weight, counting the connection about to be placed:
+// A member's load relative to its weight, counting the connection about to be placed:
 // with the +1, weight decides even between idle backends (weights 3,1 start 3:1, not 1:1).
 class RelativeLoad {
 public:
-    explicit RelativeLoad(const Backend& backend)
-        : sessions_(backend.active.load(std::memory_order_relaxed) + 1),
-          weight_(backend.config.weight) {}
+    explicit RelativeLoad(const PoolMember& member)
+        : sessions_(member.backend->active.load(std::memory_order_relaxed) + 1),
+          weight_(member.effective_weight) {}
 
     // sessions / weight < other.sessions / other.weight, cross-multiplied to stay exact.
     bool operator<(const RelativeLoad& other) const {
@@ -28,9 +29,29 @@ private:
     std::int64_t weight_;
 };
 
-std::uint64_t seed_from_random_device() {
-    std::random_device device;
-    return (std::uint64_t{device()} << 32) ^ device();
+// The effective weights of `pool`, divided by their common divisor and scaled down to
+// sum at most `limit` (each at least 1).
+std::vector<std::uint64_t> reduced_weights(const Pool& pool, std::size_t limit) {
+    std::vector<std::uint64_t> weights;
+    std::uint64_t divisor = 0;
+    for (const PoolMember& member : pool.members) {
+        weights.push_back(static_cast<std::uint64_t>(std::max(1, member.effective_weight)));
+        divisor = std::gcd(divisor, weights.back());
+    }
+    std::uint64_t total = 0;
+    for (std::uint64_t& w : weights) total += (w /= divisor);
+    if (total > limit) {
+        for (std::uint64_t& w : weights) w = std::max<std::uint64_t>(1, w * limit / total);
+    }
+    return weights;
+}
+
+// SplitMix64: a counter in, well-mixed bits out.
+std::uint64_t mix(std::uint64_t x) {
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
 }
 
 }  // namespace
@@ -50,70 +71,89 @@ std::unique_ptr<Strategy> make_strategy(StrategyKind kind, std::shared_ptr<const
     throw std::logic_error("make_strategy: unknown strategy kind");
 }
 
-std::unique_ptr<Strategy> make_strategy(StrategyKind kind, std::shared_ptr<const Pool> pool) {
-    return make_strategy(kind, std::move(pool), seed_from_random_device());
+bool is_candidate(const PoolMember& member, std::span<const PoolMember* const> tried) {
+    return member.backend->eligible() && std::ranges::find(tried, &member) == tried.end();
 }
 
-bool is_candidate(const Backend& backend, std::span<Backend* const> tried) {
-    return backend.eligible() && std::ranges::find(tried, &backend) == tried.end();
+RoundRobin::RoundRobin(std::shared_ptr<const Pool> pool) : pool_(std::move(pool)) {
+    // nginx's smooth weighted round-robin, run once over a whole period.
+    const std::vector<std::uint64_t> weights = reduced_weights(*pool_, max_schedule);
+    const auto total = static_cast<std::int64_t>(std::accumulate(weights.begin(), weights.end(),
+                                                                 std::uint64_t{0}));
+    std::vector<std::int64_t> current(weights.size(), 0);
+    schedule_.reserve(static_cast<std::size_t>(total));
+    for (std::int64_t turn = 0; turn < total; ++turn) {
+        std::size_t best = 0;
+        for (std::size_t i = 0; i < weights.size(); ++i) {
+            current[i] += static_cast<std::int64_t>(weights[i]);
+            if (current[i] > current[best]) best = i;
+        }
+        current[best] -= total;
+        schedule_.push_back(static_cast<std::uint32_t>(best));
+    }
 }
 
-RoundRobin::RoundRobin(std::shared_ptr<const Pool> pool)
-    : pool_(std::move(pool)), current_(pool_->backends.size(), 0) {}
-
-Backend* RoundRobin::pick(const sockaddr*, std::span<Backend* const> tried) {
-    long total = 0;
-    std::optional<std::size_t> best;
-    for_each_candidate(*pool_, tried, [&](std::size_t i, const Backend& backend) {
-        current_[i] += backend.config.weight;
-        total += backend.config.weight;
-        if (!best || current_[i] > current_[*best]) best = i;
-    });
-    if (!best) return nullptr;
-    current_[*best] -= total;
-    return pool_->backends[*best].get();
+const PoolMember* RoundRobin::pick(const sockaddr*, std::span<const PoolMember* const> tried) {
+    const std::size_t period = schedule_.size();
+    if (period == 0) return nullptr;
+    // A turn that falls on a member out of rotation is passed over with a new ticket, so
+    // the others keep their order (a b c with b down goes a c a c, not a c c a).
+    for (std::size_t n = 0; n < period; ++n) {
+        const std::uint64_t ticket = ticket_.fetch_add(1, std::memory_order_relaxed);
+        const PoolMember& member = pool_->members[schedule_[ticket % period]];
+        if (is_candidate(member, tried)) return &member;
+    }
+    return nullptr;
 }
 
 LeastConnections::LeastConnections(std::shared_ptr<const Pool> pool) : pool_(std::move(pool)) {}
 
-Backend* LeastConnections::pick(const sockaddr*, std::span<Backend* const> tried) {
+const PoolMember* LeastConnections::pick(const sockaddr*,
+                                         std::span<const PoolMember* const> tried) {
     // Each load is read once: other workers move the counts while we compare.
     std::optional<std::size_t> best;
     std::optional<RelativeLoad> best_load;
     for_each_candidate(
         *pool_, tried,
-        [&](std::size_t i, const Backend& backend) {
-            RelativeLoad load(backend);
+        [&](std::size_t i, const PoolMember& member) {
+            RelativeLoad load(member);
             if (!best_load || load < *best_load) {
                 best = i;
                 best_load = load;
             }
         },
-        next_start_);
+        next_start_.load(std::memory_order_relaxed));
     if (!best) return nullptr;
-    next_start_ = (*best + 1) % pool_->backends.size();
-    return pool_->backends[*best].get();
+    next_start_.store((*best + 1) % pool_->members.size(), std::memory_order_relaxed);
+    return &pool_->members[*best];
 }
 
 RandomTwo::RandomTwo(std::shared_ptr<const Pool> pool, std::uint64_t seed)
-    : pool_(std::move(pool)), random_(seed) {
-    candidates_.reserve(pool_->backends.size());
+    : pool_(std::move(pool)), seed_(seed) {}
+
+std::uint64_t RandomTwo::next_random() {
+    return mix(seed_ + draws_.fetch_add(1, std::memory_order_relaxed));
 }
 
-Backend* RandomTwo::pick(const sockaddr*, std::span<Backend* const> tried) {
-    // Collected in one pass, so a health change meanwhile cannot leave a draw unmatched.
-    candidates_.clear();
-    for_each_candidate(*pool_, tried,
-                       [&](std::size_t, Backend& backend) { candidates_.push_back(&backend); });
-    if (candidates_.size() < 2) return candidates_.empty() ? nullptr : candidates_.front();
-
+const PoolMember* RandomTwo::pick(const sockaddr*, std::span<const PoolMember* const> tried) {
+    // Counted first, then the two draws located: no list of candidates to allocate. A
+    // health change between the passes can leave a draw unmatched: it is then skipped.
+    std::size_t count = 0;
+    for_each_candidate(*pool_, tried, [&](std::size_t, const PoolMember&) { ++count; });
+    if (count == 0) return nullptr;
     // The second is drawn from the others, so the two are distinct.
-    using Draw = std::uniform_int_distribution<std::size_t>;
-    const std::size_t first = Draw(0, candidates_.size() - 1)(random_);
-    std::size_t second = Draw(0, candidates_.size() - 2)(random_);
-    if (second >= first) ++second;
-    Backend* a = candidates_[first];
-    Backend* b = candidates_[second];
+    const std::size_t first = next_random() % count;
+    std::size_t second = count > 1 ? next_random() % (count - 1) : first;
+    if (count > 1 && second >= first) ++second;
+    const PoolMember* a = nullptr;
+    const PoolMember* b = nullptr;
+    std::size_t n = 0;
+    for_each_candidate(*pool_, tried, [&](std::size_t, const PoolMember& member) {
+        if (n == first) a = &member;
+        if (n == second) b = &member;
+        ++n;
+    });
+    if (a == nullptr || b == nullptr) return a != nullptr ? a : b;
     return RelativeLoad(*b) < RelativeLoad(*a) ? b : a;
 }
 

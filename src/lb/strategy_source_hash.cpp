@@ -48,24 +48,24 @@ struct Filler {
     std::size_t next_slot() { return (offset + next++ * skip) % MaglevTable::size; }
 };
 
-bool has_candidate(const Pool& pool, std::span<Backend* const> tried) {
+bool has_candidate(const Pool& pool, std::span<const PoolMember* const> tried) {
     bool found = false;
-    for_each_candidate(pool, tried, [&](std::size_t, const Backend&) { found = true; });
+    for_each_candidate(pool, tried, [&](std::size_t, const PoolMember&) { found = true; });
     return found;
 }
 
 }  // namespace
 
 MaglevTable::MaglevTable(const Pool& pool) {
-    const auto& backends = pool.backends;
+    const auto& backends = pool.members;
     if (backends.empty()) return;
 
     std::vector<Filler> fillers;
     std::uint64_t max_weight = 0;
     for (std::uint32_t i = 0; i < backends.size(); ++i) {
-        const BackendConfig& config = backends[i]->config;
+        const BackendConfig& config = backends[i].config;
         const std::uint64_t name_hash = stable_hash(config.name);
-        const auto weight = static_cast<std::uint64_t>(config.weight);
+        const auto weight = static_cast<std::uint64_t>(std::max(1, backends[i].effective_weight));
         // Two hashes of the name, decorrelated by the mixer.
         fillers.push_back({.backend = i,
                            .weight = weight,
@@ -75,7 +75,7 @@ MaglevTable::MaglevTable(const Pool& pool) {
     }
     // Filled in name order, so the list's order in the configuration does not matter.
     std::ranges::sort(fillers, {}, [&](const Filler& f) -> const std::string& {
-        return backends[f.backend]->config.name;
+        return backends[f.backend].config.name;
     });
 
     constexpr auto unclaimed = std::numeric_limits<std::uint32_t>::max();
@@ -113,12 +113,13 @@ std::uint64_t hash_client_address(const sockaddr* client) {
 
 SourceHash::SourceHash(std::shared_ptr<const Pool> pool) : pool_(std::move(pool)), table_(*pool_) {}
 
-Backend* SourceHash::pick(const sockaddr* client, std::span<Backend* const> tried) {
+const PoolMember* SourceHash::pick(const sockaddr* client,
+                                   std::span<const PoolMember* const> tried) {
     if (table_.empty()) return nullptr;
     const std::size_t slot = hash_client_address(client) % MaglevTable::size;
     for (std::size_t step = 0; step < MaglevTable::size; ++step) {
-        Backend& backend = *pool_->backends[table_[(slot + step) % MaglevTable::size]];
-        if (is_candidate(backend, tried)) return &backend;
+        const PoolMember& member = pool_->members[table_[(slot + step) % MaglevTable::size]];
+        if (is_candidate(member, tried)) return &member;
         // Spare the walk through the whole table when it cannot end well.
         if (step == 0 && !has_candidate(*pool_, tried)) return nullptr;
     }

@@ -24,13 +24,32 @@ constexpr std::uint64_t accept_pause_ms = 100;
 
 }  // namespace
 
-ListeningSocket open_listening_socket(const Address& address, const std::string& service) {
+ListeningSocket open_listening_socket(const Address& address, const std::string& service,
+                                      bool exclusive) {
     auto fail = [&](int fd, const char* step) {
         int err = errno;
         if (fd >= 0) ::close(fd);
         throw std::runtime_error("service " + service + ": cannot listen on " + address.text +
                                  ": " + step + ": " + std::strerror(err));
     };
+    if (exclusive && address.port() != 0) {
+        // Without SO_REUSEPORT, bind fails when any socket listens there (SO_REUSEADDR
+        // only lets it past connections in TIME_WAIT).
+        int probe = ::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (probe < 0) fail(probe, "socket");
+        int one = 1;
+        if (::setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) {
+            fail(probe, "SO_REUSEADDR");
+        }
+        if (address.family() == AF_INET6 &&
+            ::setsockopt(probe, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0) {
+            fail(probe, "IPV6_V6ONLY");
+        }
+        if (::bind(probe, address.sockaddr_ptr(), address.length()) < 0) {
+            fail(probe, "bind (is another fulcrum or server running?)");
+        }
+        ::close(probe);
+    }
     // Made by hand: libuv 1.44 has no flag for SO_REUSEPORT.
     int fd = ::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) fail(fd, "socket");
@@ -52,18 +71,12 @@ ListeningSocket open_listening_socket(const Address& address, const std::string&
     return socket;
 }
 
-Listener::Listener(Worker& worker, ServiceState service, ListeningSocket socket)
-    : worker_(worker), worker_id_(worker.id()), bound_(std::move(socket.bound)), fd_(socket.fd) {
-    update(std::move(service));
-}
+Listener::Listener(Worker& worker, std::shared_ptr<const ServiceState> service,
+                   ListeningSocket socket)
+    : worker_(worker), service_(std::move(service)), bound_(std::move(socket.bound)), fd_(socket.fd) {}
 
 Listener::~Listener() {
     if (fd_ >= 0) ::close(fd_);
-}
-
-void Listener::update(ServiceState service) {
-    service_ = std::move(service);
-    strategy_ = make_strategy(service_.config->strategy, service_.pool);
 }
 
 void Listener::start() {
@@ -76,7 +89,7 @@ void Listener::start() {
     }
     if (rc < 0) {
         close();
-        throw std::runtime_error("service " + service_.config->name + ": cannot listen on " +
+        throw std::runtime_error("service " + service_->config->name + ": cannot listen on " +
                                  bound_.text + ": " + uv_strerror(rc));
     }
 }
@@ -104,7 +117,7 @@ bool Listener::finished() const {
 void Listener::on_readable(uv_poll_t* poll, int status, int) {
     auto* self = static_cast<Listener*>(poll->data);
     if (status < 0) {
-        spdlog::error("service {}: listening socket: {}", self->service_.config->name,
+        spdlog::error("service {}: listening socket: {}", self->service_->config->name,
                       uv_strerror(status));
         return;
     }
@@ -122,19 +135,39 @@ void Listener::accept_pending() {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 pause_accepting(-errno);
             } else if (errno != EAGAIN) {
-                spdlog::warn("service {}: accept: {}", service_.config->name, std::strerror(errno));
+                spdlog::warn("service {}: accept: {}", service_->config->name, std::strerror(errno));
             }
             return;
         }
-        (new Session(*this))->start(fd, peer);
+        if (pauses_ > 0) {
+            spdlog::info("service {}: accepting again, after {} ms short of descriptors ({} pauses)",
+                         service_->config->name, uv_now(worker_.loop()) - pause_began_ms_, pauses_);
+            pauses_ = 0;
+        }
+        auto* session = new Session(worker_.context(), *this, service_);
+        ++sessions_;
+        worker_.add(session);
+        session->start(fd, peer);
     }
+}
+
+void Listener::session_closed(Session& session, bool held_backend) {
+    // A session that held a backend connection frees two descriptors: enough to resume
+    // accepting early after running out (a failed one would just fail again).
+    if (held_backend) resume_accepting();
+    --sessions_;
+    worker_.remove(&session);  // may free this listener when retired: the last use of it
 }
 
 void Listener::pause_accepting(int error) {
     if (paused_ || !handles_open_) return;
     paused_ = true;
-    spdlog::warn("service {}: out of descriptors ({}): accepting paused until some free up",
-                 service_.config->name, uv_err_name(error));
+    // Logged once per episode: the pause repeats every accept_pause_ms until it ends.
+    if (pauses_++ == 0) {
+        pause_began_ms_ = uv_now(worker_.loop());
+        spdlog::warn("service {}: out of descriptors ({}): accepting paused until some free up",
+                     service_->config->name, uv_err_name(error));
+    }
     uv_poll_stop(&poll_);
     uv_timer_start(&resume_timer_, on_resume, accept_pause_ms, 0);
 }
@@ -147,8 +180,10 @@ void Listener::resume_accepting() {
     if (!paused_ || !handles_open_) return;
     paused_ = false;
     uv_timer_stop(&resume_timer_);
-    uv_poll_start(&poll_, UV_READABLE, on_readable);
-    spdlog::info("service {}: accepting again", service_.config->name);
+    if (int rc = uv_poll_start(&poll_, UV_READABLE, on_readable); rc < 0) {
+        spdlog::error("service {}: cannot resume accepting: {}", service_->config->name,
+                      uv_strerror(rc));
+    }
 }
 
 }  // namespace fulcrum

@@ -10,8 +10,7 @@
 #include <cstring>
 
 #include "fulcrum/config/address.hpp"
-#include "fulcrum/net/listener.hpp"
-#include "fulcrum/net/worker.hpp"
+#include "fulcrum/lb/balancer.hpp"
 #include "fulcrum/proto/proxy_protocol.hpp"
 
 namespace fulcrum {
@@ -30,9 +29,7 @@ constexpr std::string_view bad_gateway_response =
 // closing with unread bytes would turn our FIN (or 502) into an RST the client may never read.
 constexpr std::uint64_t drain_timeout_ms = 2000;
 
-// The most a PROXY header can take; reads during the header stop there, so a client's
-// bytes beyond it stay in the kernel until the backend can take them.
-constexpr std::size_t max_proxy_header = std::max(proxy_v1_max_header, proxy_v2_max_header);
+const ProxyHeaderParser proxy_header_parser;
 // Splice path tuning. One splice asks for up to this much: the pipe's capacity (64 KiB
 // by default) bounds what it moves, and so the bytes a stalled direction parks.
 constexpr std::size_t splice_chunk = 1024 * 1024;
@@ -68,9 +65,14 @@ std::string_view to_string(SessionEnd end) {
     return "unknown";
 }
 
-Session::Session(Listener& listener)
-    : listener_(listener), upstream_(&client_, &backend_), downstream_(&backend_, &client_) {
-    uv_loop_t* loop = listener_.worker().loop();
+Session::Session(WorkerContext& worker, SessionOwner& owner,
+                 std::shared_ptr<const ServiceState> service)
+    : worker_(worker),
+      owner_(owner),
+      service_(std::move(service)),
+      upstream_(&client_, &backend_),
+      downstream_(&backend_, &client_) {
+    uv_loop_t* loop = worker_.loop();
     // Neither init can fail on Linux: they only fill in the structs.
     uv_tcp_init(loop, &client_);
     uv_timer_init(loop, &timer_);
@@ -78,8 +80,6 @@ Session::Session(Listener& listener)
     timer_.data = this;
     open_handles_ = 2;
     started_ms_ = last_activity_ms_ = uv_now(loop);
-    listener_.worker().add(this);
-    listener_.session_opened();
 }
 
 Session* Session::of(const void* handle_or_req) {
@@ -89,73 +89,75 @@ Session* Session::of(const void* handle_or_req) {
 
 void Session::start(int client_fd, const SocketAddress& peer) {
     if (int rc = uv_tcp_open(&client_, client_fd); rc < 0) {
-        spdlog::warn("service {}: cannot use accepted socket: {}", listener_.service().name,
+        spdlog::warn("service {}: cannot use accepted socket: {}", config().name,
                      uv_strerror(rc));
         ::close(client_fd);
         close(SessionEnd::refused);
         return;
     }
     peer_addr_ = client_addr_ = peer;
-    if (!listener_.worker().admit()) {
-        listener_.traffic().refused.add();
+    if (!worker_.admit()) {
+        service_traffic().refused.add();
         close(SessionEnd::refused);
         return;
     }
-    listener_.traffic().accepted.add();
-    if (listener_.service().accept_proxy) {
-        await_header();
+    service_traffic().accepted.add();
+    if (config().accept_proxy) {
+        start_preread(proxy_header_parser);
     } else {
         connect_next();
     }
 }
 
-void Session::await_header() {
-    const ServiceConfig& service = listener_.service();
-    const auto& trusted = service.proxy_trusted;
+void Session::start_preread(const PrereadParser& parser) {
+    const auto& trusted = config().proxy_trusted;
     if (!trusted.empty() && std::none_of(trusted.begin(), trusted.end(), [this](const Cidr& c) {
             return c.contains(peer_addr_.get());
         })) {
-        reject_header("peer not in proxy_trusted");
+        reject_preread("peer not in proxy_trusted");
         return;
     }
-    state_ = State::awaiting_header;
+    state_ = State::prereading;
+    preread_ = std::make_unique<Preread>(parser);
     if (int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(&client_), on_alloc, on_read);
         rc < 0) {
-        reject_header(uv_strerror(rc));
+        reject_preread(uv_strerror(rc));
         return;
     }
-    uv_timer_start(&timer_, on_timer, static_cast<std::uint64_t>(service.proxy_timeout.count()), 0);
+    uv_timer_start(&timer_, on_timer, static_cast<std::uint64_t>(config().proxy_timeout.count()),
+                   0);
 }
 
-void Session::read_header(ssize_t nread, const uv_buf_t* buf) {
+void Session::read_preread(ssize_t nread, const uv_buf_t* buf) {
     if (nread < 0) {
-        reject_header(nread == UV_EOF ? "connection closed before a complete header"
-                                      : uv_strerror(static_cast<int>(nread)));
+        reject_preread(nread == UV_EOF ? "connection closed before a complete header"
+                                       : uv_strerror(static_cast<int>(nread)));
         return;
     }
-    header_buffer_.append(buf->base, static_cast<std::size_t>(nread));
-    ProxyParse parse = parse_proxy_header(header_buffer_);
-    if (parse.status == ProxyParse::Status::incomplete) return;
-    if (parse.status == ProxyParse::Status::invalid) {
-        reject_header(parse.error);
+    PrereadFindings findings;
+    const PrereadResult result =
+        preread_->feed({buf->base, static_cast<std::size_t>(nread)}, findings);
+    if (result.status == PrereadResult::Status::incomplete) return;
+    if (result.status == PrereadResult::Status::invalid) {
+        reject_preread(result.error);
         return;
     }
     uv_read_stop(reinterpret_cast<uv_stream_t*>(&client_));
     uv_timer_stop(&timer_);
-    if (parse.header.has_addresses) {
-        client_addr_.assign(reinterpret_cast<const sockaddr*>(&parse.header.source));
-        destination_addr_.assign(reinterpret_cast<const sockaddr*>(&parse.header.destination));
+    if (findings.proxy && findings.proxy->has_addresses) {
+        client_addr_.assign(reinterpret_cast<const sockaddr*>(&findings.proxy->source));
+        destination_addr_.assign(reinterpret_cast<const sockaddr*>(&findings.proxy->destination));
     }
     // What is left are the client's first bytes: they go to the backend first.
-    header_buffer_.erase(0, parse.length);
-    if (header_buffer_.empty()) header_buffer_.shrink_to_fit();
+    first_bytes_ = preread_->take_rest();
+    preread_.reset();
     connect_next();
 }
 
-void Session::reject_header(std::string_view reason) {
-    spdlog::warn("service {}: peer {}: no valid PROXY header: {}; closing",
-                 listener_.service().name, peer_text(), reason);
-    listener_.traffic().proxy_rejected.add();
+void Session::reject_preread(std::string_view reason) {
+    spdlog::warn("service {}: peer {}: no valid {}: {}; closing", config().name, peer_text(),
+                 proxy_header_parser.what(), reason);
+    service_traffic().proxy_rejected.add();
     close(SessionEnd::bad_proxy_header);
 }
 
@@ -164,30 +166,27 @@ void Session::abort(SessionEnd why) {
 }
 
 void Session::connect_next() {
-    const ServiceConfig& service = listener_.service();
-    Backend* backend = nullptr;
-    if (tried_.size() <= static_cast<std::size_t>(service.retries)) {
-        backend = listener_.strategy().pick(client_addr_.get(), tried_);
+    Pick pick;
+    if (tried_.size() <= static_cast<std::size_t>(config().retries)) {
+        pick = service_->balancer->pick(client_addr_.get(), tried_);
+    } else {
+        pick.reason = "retries exhausted";
     }
-    if (backend == nullptr) {
-        apply_on_failure();
+    if (pick.kind != Pick::Kind::backend) {
+        apply_on_failure(pick.reason);
         return;
     }
-    if (!tried_.empty()) traffic_of(*backend).retries.add();
-    // The pool the strategy picked from, which a reload may have replaced since the
-    // session started: holding it keeps `backend` alive as long as the session uses it.
-    pool_ = listener_.pool();
-    tried_.push_back(backend);
-    backend_choice_ = backend;
-    backend->active.fetch_add(1, std::memory_order_relaxed);
+    member_ = pick.member;
+    if (!tried_.empty()) traffic_of(*member_).retries.add();
+    tried_.push_back(member_);
 
-    uv_tcp_init(listener_.worker().loop(), &backend_);
+    uv_tcp_init(worker_.loop(), &backend_);
     backend_.data = this;
     backend_open_ = true;
     ++open_handles_;
     state_ = State::connecting;
     connect_req_.data = this;
-    int rc = uv_tcp_connect(&connect_req_, &backend_, backend->config.address.sockaddr_ptr(),
+    int rc = uv_tcp_connect(&connect_req_, &backend_, member_->config.address.sockaddr_ptr(),
                             on_connect);
     // Reading starts with the connect, so that one epoll_ctl registers both; libuv
     // reports the connect before any read.
@@ -195,11 +194,11 @@ void Session::connect_next() {
     if (rc < 0) {
         // A local failure (no descriptor, no memory): not the backend's fault, so no
         // failure is counted against it; out of descriptors also pauses accepting.
-        if (rc == UV_EMFILE || rc == UV_ENFILE) listener_.pause_accepting(rc);
+        if (rc == UV_EMFILE || rc == UV_ENFILE) owner_.out_of_descriptors(rc);
         attempt_failed(uv_err_name(rc));
         return;
     }
-    uv_timer_start(&timer_, on_timer, static_cast<std::uint64_t>(service.connect_timeout.count()),
+    uv_timer_start(&timer_, on_timer, static_cast<std::uint64_t>(config().connect_timeout.count()),
                    0);
 }
 
@@ -215,24 +214,23 @@ void Session::on_connect(uv_connect_t* req, int status) {
 }
 
 void Session::count_backend_failure() {
-    Backend& backend = *backend_choice_;
-    traffic_of(backend).connect_failures.add();
-    const ServiceConfig& service = listener_.service();
+    traffic_of(*member_).connect_failures.add();
+    const ServiceConfig& service = config();
     if (service.passive.enabled &&
-        backend.record_connect_failure(steady_now_ms(), service.passive)) {
+        member_->backend->record_connect_failure(steady_now_ms(), service.passive)) {
         spdlog::warn("service {}: backend {} taken out for {}: {} connect failures within {}",
-                     service.name, backend.config.name, format_duration(service.passive.cooldown),
+                     service.name, member_->config.name, format_duration(service.passive.cooldown),
                      service.passive.max_failures, format_duration(service.passive.window));
     }
 }
 
 void Session::attempt_failed(std::string error) {
-    spdlog::debug("service {}: client {}: connect to {} failed: {}", listener_.service().name,
-                  client_text(), backend_choice_->config.name, error);
+    spdlog::debug("service {}: client {}: connect to {} failed: {}", config().name, client_text(),
+                  member_->config.name, error);
     if (!attempt_errors_.empty()) attempt_errors_ += ", ";
-    attempt_errors_ += backend_choice_->config.name + " (" + error + ")";
-    backend_choice_->active.fetch_sub(1, std::memory_order_relaxed);
-    backend_choice_ = nullptr;
+    attempt_errors_ += member_->config.name + " (" + error + ")";
+    Balancer::release(*member_);
+    member_ = nullptr;
     uv_timer_stop(&timer_);
     state_ = State::retrying;  // on_closed starts the next attempt
     backend_open_ = false;
@@ -241,13 +239,13 @@ void Session::attempt_failed(std::string error) {
 
 void Session::established() {
     state_ = State::established;
-    traffic_of(*backend_choice_).connections.add();
+    traffic_of(*member_).connections.add();
     // Small writes go out at once. The client's socket has it from the listener.
     if (int rc = uv_tcp_nodelay(&backend_, 1); rc < 0) {
-        spdlog::debug("service {}: TCP_NODELAY on the backend socket: {}", listener_.service().name,
+        spdlog::debug("service {}: TCP_NODELAY on the backend socket: {}", config().name,
                       uv_strerror(rc));
     }
-    last_activity_ms_ = uv_now(listener_.worker().loop());
+    last_activity_ms_ = uv_now(worker_.loop());
     if (!write_preamble()) {
         close(SessionEnd::backend_reset, &client_);
         return;
@@ -257,19 +255,19 @@ void Session::established() {
     if (!upstream_.writing()) {
         if (int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(&client_), on_alloc, on_read);
             rc < 0) {
-            spdlog::warn("service {}: cannot read from the client: {}", listener_.service().name,
+            spdlog::warn("service {}: cannot read from the client: {}", config().name,
                          uv_strerror(rc));
             close(SessionEnd::client_reset, &backend_);
             return;
         }
     }
-    uv_timer_start(&timer_, on_timer,
-                   static_cast<std::uint64_t>(listener_.service().idle_timeout.count()), 0);
+    uv_timer_start(&timer_, on_timer, static_cast<std::uint64_t>(config().idle_timeout.count()),
+                   0);
 }
 
 bool Session::write_preamble() {
-    const std::optional<ProxyVersion> version = backend_choice_->config.send_proxy;
-    if (!version && header_buffer_.empty()) return true;
+    const std::optional<ProxyVersion> version = member_->config.send_proxy;
+    if (!version && first_bytes_.empty()) return true;
     std::string preamble;
     if (version) {
         if (destination_addr_.get()->sa_family == AF_UNSPEC) {
@@ -279,25 +277,24 @@ bool Session::write_preamble() {
         preamble = encode_proxy_header(*version, client_addr_.get(), destination_addr_.get());
     }
     // Client bytes, counted as the copy path counts them.
-    upstream_.bytes += header_buffer_.size();
-    traffic_of(*backend_choice_).bytes_sent.add(header_buffer_.size());
-    preamble += header_buffer_;
-    header_buffer_ = std::string();
-    // Both parts are bounded (max_proxy_header each), far below a block.
-    upstream_.pending = listener_.worker().take_block();
+    upstream_.bytes += first_bytes_.size();
+    traffic_of(*member_).bytes_sent.add(first_bytes_.size());
+    preamble += first_bytes_;
+    first_bytes_ = std::string();
+    // Both parts are bounded (a pre-read phase's max_bytes each), far below a block.
+    upstream_.pending = worker_.take_block();
     std::memcpy(upstream_.pending->data, preamble.data(), preamble.size());
     return start_write(upstream_, uv_buf_init(upstream_.pending->data,
                                               static_cast<unsigned>(preamble.size()))) == 0;
 }
 
-void Session::apply_on_failure() {
-    const ServiceConfig& service = listener_.service();
-    spdlog::warn("service {}: client {}: no backend available, tried: {}; on_failure={}",
-                 service.name, client_text(),
-                 attempt_errors_.empty() ? "none eligible" : attempt_errors_,
-                 to_string(service.on_failure));
+void Session::apply_on_failure(std::string_view reason) {
+    const ServiceConfig& service = config();
+    spdlog::warn("service {}: client {}: no backend available, tried: {}: {}; on_failure={}",
+                 service.name, client_text(), attempt_errors_.empty() ? "none" : attempt_errors_,
+                 reason, to_string(service.on_failure));
     state_ = State::failing;
-    listener_.traffic().no_backend[static_cast<std::size_t>(service.on_failure)].add();
+    service_traffic().no_backend[static_cast<std::size_t>(service.on_failure)].add();
     if (service.on_failure == OnFailure::reset) {
         close(SessionEnd::connect_failed, &client_);
         return;
@@ -306,7 +303,7 @@ void Session::apply_on_failure() {
     int rc = 0;
     if (service.on_failure == OnFailure::http_502) {
         // The response is a static constant: libuv may keep pointing at it until written.
-        downstream_.pending = listener_.worker().take_block();
+        downstream_.pending = worker_.take_block();
         rc = start_write(downstream_, uv_buf_init(const_cast<char*>(bad_gateway_response.data()),
                                                   bad_gateway_response.size()));
     }
@@ -324,9 +321,9 @@ void Session::apply_on_failure() {
 
 void Session::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
     Session* s = of(handle);
-    *buf = s->listener_.worker().scratch();
-    if (s->state_ == State::awaiting_header) {
-        buf->len = static_cast<decltype(buf->len)>(max_proxy_header - s->header_buffer_.size());
+    *buf = s->worker_.scratch();
+    if (s->state_ == State::prereading) {
+        buf->len = static_cast<decltype(buf->len)>(s->preread_->room());
     }
 }
 
@@ -342,8 +339,8 @@ void Session::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
             // Draining a client that got no backend: discard until it is done.
             if (nread < 0) s->close(SessionEnd::connect_failed);
             return;
-        case State::awaiting_header:
-            s->read_header(nread, buf);
+        case State::prereading:
+            s->read_preread(nread, buf);
             return;
         default:
             return;
@@ -356,7 +353,7 @@ void Session::read(Direction& d, ssize_t nread, const uv_buf_t* buf) {
         auto* sink = reinterpret_cast<uv_stream_t*>(d.sink);
         uv_buf_t chunk = uv_buf_init(buf->base, static_cast<unsigned>(nread));
         // A full buffer: a bulk transfer, which splice moves cheaper once nothing waits.
-        d.bulk = static_cast<std::size_t>(nread) == Worker::scratch_size;
+        d.bulk = static_cast<std::size_t>(nread) == WorkerContext::scratch_size;
         int written = uv_try_write(sink, &chunk, 1);
         if (written == nread) {
             if (d.bulk) enter_splice(d);
@@ -368,7 +365,7 @@ void Session::read(Direction& d, ssize_t nread, const uv_buf_t* buf) {
         }
         // The sink is full: keep the rest, stop reading the source until it is written.
         std::size_t rest = static_cast<std::size_t>(nread) - (written > 0 ? written : 0);
-        d.pending = listener_.worker().take_block();
+        d.pending = worker_.take_block();
         std::memcpy(d.pending->data, buf->base + (nread - static_cast<ssize_t>(rest)), rest);
         if (start_write(d, uv_buf_init(d.pending->data, static_cast<unsigned>(rest))) < 0) {
             close(failure_of(d.sink), d.source);
@@ -386,15 +383,15 @@ void Session::read(Direction& d, ssize_t nread, const uv_buf_t* buf) {
 }
 
 void Session::count_read(Direction& d, std::size_t n) {
-    last_activity_ms_ = uv_now(listener_.worker().loop());
+    last_activity_ms_ = uv_now(worker_.loop());
     d.bytes += n;
     // One relaxed store per read, in this worker's own slot.
-    BackendTraffic& traffic = traffic_of(*backend_choice_);
+    BackendTraffic& traffic = traffic_of(*member_);
     (&d == &upstream_ ? traffic.bytes_sent : traffic.bytes_received).add(n);
 }
 
 bool Session::enter_splice(Direction& d) {
-    Worker& worker = listener_.worker();
+    WorkerContext& worker = worker_;
     if (!worker.splice_enabled()) return false;
     d.pipe = worker.take_pipe();
     if (!d.pipe) return false;
@@ -415,7 +412,7 @@ bool Session::enter_splice(Direction& d) {
 }
 
 void Session::pump(Direction& d) {
-    Worker& worker = listener_.worker();
+    WorkerContext& worker = worker_;
     const int source_fd = (d.source == &client_ ? client_port_ : backend_port_)->fd;
     const int sink_fd = (d.sink == &client_ ? client_port_ : backend_port_)->fd;
     std::size_t moved = 0;
@@ -511,9 +508,9 @@ void Session::leave_splice(Direction& d) {
 void Session::release_pipe(Direction& d) {
     if (!d.pipe) return;
     if (d.in_pipe == 0) {
-        listener_.worker().give_pipe(*d.pipe);
+        worker_.give_pipe(*d.pipe);
     } else {
-        listener_.worker().drop_pipe(*d.pipe);  // its bytes die with the session
+        worker_.drop_pipe(*d.pipe);  // its bytes die with the session
     }
     d.pipe.reset();
     d.in_pipe = 0;
@@ -545,7 +542,7 @@ bool Session::update_port(Port*& port, uv_tcp_t* side, int events, bool needed) 
         if (copy < 0) return false;
         auto* fresh = new Port;
         fresh->fd = copy;
-        if (uv_poll_init_socket(listener_.worker().loop(), &fresh->poll, copy) < 0) {
+        if (uv_poll_init_socket(worker_.loop(), &fresh->poll, copy) < 0) {
             ::close(copy);
             delete fresh;
             return false;
@@ -597,14 +594,14 @@ void Session::on_write(uv_write_t* req, int status) {
 }
 
 void Session::write_done(Direction& d, int status) {
-    if (d.pending) listener_.worker().give_block(std::move(d.pending));
+    if (d.pending) worker_.give_block(std::move(d.pending));
     if (state_ == State::failing && status < 0) close(SessionEnd::connect_failed);
     if (state_ != State::established) return;  // failing, or cancelled by close
     if (status < 0) {
         close(failure_of(d.sink), d.source);
         return;
     }
-    last_activity_ms_ = uv_now(listener_.worker().loop());
+    last_activity_ms_ = uv_now(worker_.loop());
     if (d.eof) {
         finish_direction(d);
         return;
@@ -645,7 +642,7 @@ int Session::start_write(Direction& d, uv_buf_t chunk) {
     d.pending->req.data = this;
     int rc = uv_write(&d.pending->req, reinterpret_cast<uv_stream_t*>(d.sink), &chunk, 1, on_write);
     if (rc < 0) {
-        listener_.worker().give_block(std::move(d.pending));
+        worker_.give_block(std::move(d.pending));
         return rc;
     }
     return 0;
@@ -660,9 +657,9 @@ void Session::on_shutdown(uv_shutdown_t* req, int status) {
 void Session::on_timer(uv_timer_t* timer) {
     Session* s = of(timer);
     switch (s->state_) {
-        case State::awaiting_header:
-            s->reject_header(fmt::format("none within proxy_timeout ({})",
-                                         format_duration(s->listener_.service().proxy_timeout)));
+        case State::prereading:
+            s->reject_preread(fmt::format("none within proxy_timeout ({})",
+                                          format_duration(s->config().proxy_timeout)));
             return;
         case State::connecting:
             s->count_backend_failure();
@@ -671,8 +668,8 @@ void Session::on_timer(uv_timer_t* timer) {
         case State::established: {
             // Reads only stamp last_activity_ms_; the one timer re-arms for what is left.
             auto idle_limit =
-                static_cast<std::uint64_t>(s->listener_.service().idle_timeout.count());
-            std::uint64_t idle = uv_now(s->listener_.worker().loop()) - s->last_activity_ms_;
+                static_cast<std::uint64_t>(s->config().idle_timeout.count());
+            std::uint64_t idle = uv_now(s->worker_.loop()) - s->last_activity_ms_;
             if (idle >= idle_limit) {
                 s->close(SessionEnd::idle_timeout);
             } else {
@@ -732,31 +729,21 @@ void Session::on_closed(uv_handle_t* handle) {
 }
 
 void Session::destroy() {
-    const std::uint64_t now = uv_now(listener_.worker().loop());
-    if (backend_choice_ != nullptr) {
-        backend_choice_->active.fetch_sub(1, std::memory_order_relaxed);
-        traffic_of(*backend_choice_)
-            .session_duration.observe(std::chrono::milliseconds(now - started_ms_));
+    const std::uint64_t now = uv_now(worker_.loop());
+    if (member_ != nullptr) {
+        Balancer::release(*member_);
+        traffic_of(*member_).session_duration.observe(std::chrono::milliseconds(now - started_ms_));
     }
-    if (listener_.worker().config().log.access_log) {
+    if (worker_.access_log()) {
         spdlog::info(
             "access client={}{} service={} backend={} bytes_in={} bytes_out={} "
             "duration_ms={} end={}",
-            client_text(), listener_.service().accept_proxy ? " via=" + peer_text() : "",
-            listener_.service().name,
-            backend_choice_ != nullptr ? backend_choice_->config.name : "-", upstream_.bytes,
-            downstream_.bytes, now - started_ms_, to_string(end_));
+            client_text(), config().accept_proxy ? " via=" + peer_text() : "", config().name,
+            member_ != nullptr ? member_->config.name : "-", upstream_.bytes, downstream_.bytes,
+            now - started_ms_, to_string(end_));
     }
-    // A session that held a backend connection frees two descriptors: enough to resume
-    // accepting early after running out (a failed one would just fail again).
-    if (backend_choice_ != nullptr) listener_.resume_accepting();
-    listener_.session_closed();
-    listener_.worker().remove(this);  // may free a retired listener: last use of listener_
+    owner_.session_closed(*this, member_ != nullptr);  // may free the owner: its last use
     delete this;
-}
-
-BackendTraffic& Session::traffic_of(Backend& backend) {
-    return backend.traffic[listener_.worker().id()];
 }
 
 std::string Session::client_text() const {

@@ -8,7 +8,7 @@
 #include <iterator>
 #include <utility>
 
-#include "fulcrum/lb/backend.hpp"
+#include "fulcrum/lb/service_state.hpp"
 
 namespace fulcrum {
 
@@ -252,9 +252,10 @@ std::vector<ServiceSample> sample_services(const std::vector<ServiceState>& serv
             for (std::size_t i = 0; i < on_failure_count; ++i)
                 s.no_backend[i] += t.no_backend[i].value();
         });
-        for (const auto& backend : service.pool->backends) {
+        for (const PoolMember& member : service.pool->members) {
+            const Backend* backend = member.backend.get();
             BackendSample& b = s.backends.emplace_back();
-            b.name = backend->config.name;
+            b.name = member.config.name;
             backend->traffic.for_each([&b](const BackendTraffic& t) {
                 b.connections += t.connections.value();
                 b.connect_failures += t.connect_failures.value();

@@ -302,6 +302,11 @@ ChildProcess::ChildProcess(std::vector<std::string> argv, Options options)
     for (auto& arg : argv) raw_argv.push_back(arg.data());
     raw_argv.push_back(nullptr);
     std::vector<std::string> environment = child_environment(options.tsan_suppressions);
+#ifdef FULCRUM_TEST_PRELOAD
+    // The ThreadSanitizer build's close shim (tests/support/tsan_libuv_close.cpp) goes into
+    // fulcrum this way rather than being linked into the product binary.
+    if (argv.front() == FULCRUM_BINARY) environment.push_back("LD_PRELOAD=" FULCRUM_TEST_PRELOAD);
+#endif
     std::vector<char*> envp;
     for (auto& entry : environment) envp.push_back(entry.data());
     envp.push_back(nullptr);

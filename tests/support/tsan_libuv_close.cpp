@@ -1,4 +1,5 @@
-// Linked into fulcrum in ThreadSanitizer builds only (see meson.build).
+// Preloaded (LD_PRELOAD) into the fulcrum children of the integration tests in
+// ThreadSanitizer builds only (see tests/meson.build and harness.cpp); never linked in.
 //
 // The system libuv (built without ThreadSanitizer) closes descriptors with
 // syscall(SYS_close, fd), which ThreadSanitizer does not intercept: it never learns that a

@@ -45,7 +45,7 @@ TEST_CASE("passive detection: max_failures within the window take a backend out"
     passive.max_failures = 3;
     passive.window = std::chrono::seconds(10);
     passive.cooldown = std::chrono::seconds(30);
-    Backend backend(BackendConfig{});
+    Backend backend("b", 1);
     const std::int64_t t0 = 1'000'000;
 
     SECTION("failures spread wider than the window never trip it") {
@@ -68,12 +68,20 @@ TEST_CASE("passive detection: max_failures within the window take a backend out"
     }
 }
 
-TEST_CASE("eligibility follows active health and the passive cooldown") {
-    Backend backend(BackendConfig{});
+TEST_CASE("eligibility follows routing, drain and the passive cooldown") {
+    Backend backend("b", 1);
     CHECK(backend.eligible());
-    backend.healthy = false;
+    backend.routable = false;
     CHECK_FALSE(backend.eligible());
-    backend.healthy = true;
+    backend.routable = true;
+    backend.drained = true;
+    CHECK_FALSE(backend.eligible());
+    backend.drained = false;
+    // Checks that find it down do not stop traffic that routing lets through (fail-open).
+    backend.check_up = false;
+    CHECK(backend.eligible());
+    CHECK_FALSE(backend.passes_checks());
+    backend.check_up = true;
     backend.out_until_ms = steady_now_ms() + 60'000;
     CHECK_FALSE(backend.eligible());
     backend.out_until_ms = steady_now_ms() - 1;  // the cooldown is over

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "../support/prometheus_text.hpp"
-#include "fulcrum/lb/backend.hpp"
+#include "fulcrum/lb/service_state.hpp"
 #include "fulcrum/stats/metrics.hpp"
 
 using namespace fulcrum;
@@ -27,7 +27,8 @@ ServiceState service_with_backends(const std::string& name, std::size_t workers,
         b.name = backend;
         config->backends.push_back(b);
     }
-    return {config, std::make_shared<const Pool>(*config, nullptr, workers),
+    auto pool = std::make_shared<const Pool>(*config, nullptr, workers);
+    return {config, pool, std::make_shared<Balancer>(pool, config->strategy, 1),
             std::make_shared<ServiceCounters>(workers)};
 }
 
@@ -35,7 +36,7 @@ ServiceState service_with_backends(const std::string& name, std::size_t workers,
 
 TEST_CASE("counters of every worker are summed when read", "[metrics]") {
     ServiceState state = service_with_backends("web", 3, true);
-    Backend& b0 = *state.pool->backends[0];
+    Backend& b0 = *state.pool->members[0].backend;
     b0.traffic[0].connections.add();
     b0.traffic[2].connections.add(2);
     b0.traffic[1].bytes_sent.add(100);
@@ -47,7 +48,7 @@ TEST_CASE("counters of every worker are summed when read", "[metrics]") {
     b0.traffic[1].session_duration.observe(2s);
     b0.check_duration.observe(300us);
     b0.active = 4;
-    state.pool->backends[1]->drained = true;
+    state.pool->members[1].backend->drained = true;
     (*state.counters)[0].accepted.add(3);
     (*state.counters)[2].accepted.add(4);
     (*state.counters)[1].refused.add();
@@ -122,9 +123,9 @@ TEST_CASE("the exposition has HELP and TYPE per family and parses strictly", "[m
     sample_splice(splice, sample.process);
     const std::string odd = "we\"b \\ line\nbreak";
     ServiceState state = service_with_backends(odd, 2, true);
-    state.pool->backends[0]->traffic[1].bytes_received.add(42);
-    state.pool->backends[0]->traffic[0].session_duration.observe(20ms);
-    state.pool->backends[0]->traffic[1].session_duration.observe(20s);
+    state.pool->members[0].backend->traffic[1].bytes_received.add(42);
+    state.pool->members[0].backend->traffic[0].session_duration.observe(20ms);
+    state.pool->members[0].backend->traffic[1].session_duration.observe(20s);
     sample.services = sample_services({state});
 
     const std::string text = render_prometheus(sample);

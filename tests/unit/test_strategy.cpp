@@ -36,8 +36,8 @@ std::shared_ptr<const Pool> numbered_pool(int count) {
     return make_pool(backends);
 }
 
-std::string name_of(const Backend* backend) {
-    return backend == nullptr ? "-" : backend->config.name;
+std::string name_of(const PoolMember* member) {
+    return member == nullptr ? "-" : member->config.name;
 }
 
 std::string picks(Strategy& strategy, int count) {
@@ -52,8 +52,8 @@ constexpr bool hold_sessions = true;
 std::map<std::string, int> tally(Strategy& strategy, int count, bool hold = false) {
     std::map<std::string, int> counts;
     for (int i = 0; i < count; ++i) {
-        Backend* b = strategy.pick(nullptr, {});
-        if (b != nullptr && hold) ++b->active;
+        const PoolMember* b = strategy.pick(nullptr, {});
+        if (b != nullptr && hold) ++b->backend->active;
         ++counts[name_of(b)];
     }
     return counts;
@@ -87,7 +87,7 @@ sockaddr_in sample_client(int i) {
 }
 
 // The backend name source-hash gives each sample client.
-std::vector<std::string> placements(Strategy& strategy, std::span<Backend* const> tried = {}) {
+std::vector<std::string> placements(Strategy& strategy, std::span<const PoolMember* const> tried = {}) {
     std::vector<std::string> names;
     names.reserve(sample_count);
     for (int i = 0; i < sample_count; ++i) {
@@ -117,12 +117,12 @@ TEST_CASE("round-robin spreads weights smoothly", "[strategy]") {
 TEST_CASE("round-robin skips unhealthy backends and those already tried", "[strategy]") {
     auto pool = make_pool({{"a", 1}, {"b", 1}, {"c", 1}});
     RoundRobin rr(pool);
-    pool->backends[1]->healthy = false;
+    pool->members[1].backend->routable = false;
     CHECK(picks(rr, 4) == "acac");
 
-    Backend* a = pool->backends[0].get();
-    std::vector<Backend*> tried{a};
-    Backend* next = rr.pick(nullptr, tried);
+    const PoolMember* a = &pool->members[0];
+    std::vector<const PoolMember*> tried{a};
+    const PoolMember* next = rr.pick(nullptr, tried);
     REQUIRE(next != nullptr);
     CHECK(next->config.name == "c");
     tried.push_back(next);
@@ -132,9 +132,9 @@ TEST_CASE("round-robin skips unhealthy backends and those already tried", "[stra
 TEST_CASE("round-robin returns none when every backend is out", "[strategy]") {
     auto pool = make_pool({{"a", 1}, {"b", 2}});
     RoundRobin rr(pool);
-    for (auto& b : pool->backends) b->healthy = false;
+    for (auto& m : pool->members) m.backend->routable = false;
     CHECK(picks(rr, 3) == "---");
-    pool->backends[1]->healthy = true;
+    pool->members[1].backend->routable = true;
     CHECK(picks(rr, 2) == "bb");
 }
 
@@ -144,13 +144,13 @@ TEST_CASE("round-robin returns none when every backend is out", "[strategy]") {
 TEST_CASE("least-connections picks the backend with the fewest active sessions", "[strategy]") {
     auto pool = make_pool({{"a", 1}, {"b", 1}, {"c", 1}});
     LeastConnections lc(pool);
-    pool->backends[0]->active = 3;
-    pool->backends[1]->active = 1;
-    pool->backends[2]->active = 2;
+    pool->members[0].backend->active = 3;
+    pool->members[1].backend->active = 1;
+    pool->members[2].backend->active = 2;
     CHECK(picks(lc, 3) == "bbb");
-    pool->backends[1]->active = 5;
+    pool->members[1].backend->active = 5;
     CHECK(picks(lc, 2) == "cc");
-    pool->backends[0]->active = 0;
+    pool->members[0].backend->active = 0;
     CHECK(picks(lc, 2) == "aa");
 }
 
@@ -159,10 +159,10 @@ TEST_CASE("least-connections takes tied backends in turn", "[strategy]") {
     LeastConnections lc(pool);
     CHECK(picks(lc, 7) == "abcabca");
     // Only the tied ones take turns; the busy one is left out.
-    pool->backends[0]->active = 4;
+    pool->members[0].backend->active = 4;
     CHECK(picks(lc, 4) == "bcbc");
-    pool->backends[0]->active = 0;
-    pool->backends[1]->active = 4;
+    pool->members[0].backend->active = 0;
+    pool->members[1].backend->active = 4;
     CHECK(picks(lc, 4) == "acac");
 }
 
@@ -170,11 +170,11 @@ TEST_CASE("least-connections weighs sessions by backend weight", "[strategy]") {
     auto pool = make_pool({{"a", 3}, {"b", 1}});
     LeastConnections lc(pool);
     // 5 sessions over weight 3 are less than 2 over weight 1, counting the new one.
-    pool->backends[0]->active = 5;
-    pool->backends[1]->active = 2;
+    pool->members[0].backend->active = 5;
+    pool->members[1].backend->active = 2;
     CHECK(picks(lc, 1) == "a");
-    pool->backends[0]->active = 0;
-    pool->backends[1]->active = 0;
+    pool->members[0].backend->active = 0;
+    pool->members[1].backend->active = 0;
     // From idle, held sessions settle in the ratio of the weights.
     auto counts = tally(lc, 400, hold_sessions);
     CHECK(counts["a"] == 300);
@@ -216,7 +216,7 @@ TEST_CASE("random-two never picks the most loaded backend", "[strategy]") {
     for (int backends : {3, 5}) {
         INFO(backends << " backends");
         auto pool = numbered_pool(backends);
-        pool->backends[1]->active = 100;
+        pool->members[1].backend->active = 100;
         RandomTwo r2(pool, 11);
         auto counts = tally(r2, 100'000);
         CHECK(counts.count("b1") == 0);
@@ -227,8 +227,8 @@ TEST_CASE("random-two never picks the most loaded backend", "[strategy]") {
 TEST_CASE("random-two prefers the less loaded of its two draws", "[strategy]") {
     // Of three, the least loaded wins every draw it is in: 2 of 3 pairs.
     auto pool = numbered_pool(3);
-    pool->backends[0]->active = 10;
-    pool->backends[1]->active = 5;
+    pool->members[0].backend->active = 10;
+    pool->members[1].backend->active = 5;
     RandomTwo r2(pool, 3);
     auto counts = tally(r2, 30'000);
     CHECK(counts["b2"] > 19'000);
@@ -245,7 +245,7 @@ TEST_CASE("source-hash sends an address to the same backend, whatever its port",
 
     SECTION("IPv4") {
         sockaddr_in first = ipv4(0xC0A80107, 40000);  // 192.168.1.7
-        Backend* chosen = sh.pick(as_sockaddr(first), {});
+        const PoolMember* chosen = sh.pick(as_sockaddr(first), {});
         REQUIRE(chosen != nullptr);
         for (std::uint16_t port : {1, 40001, 65535}) {
             sockaddr_in again = ipv4(0xC0A80107, port);
@@ -254,7 +254,7 @@ TEST_CASE("source-hash sends an address to the same backend, whatever its port",
     }
     SECTION("IPv6") {
         sockaddr_in6 first = ipv6("2001:db8::1:7", 40000);
-        Backend* chosen = sh.pick(as_sockaddr(first), {});
+        const PoolMember* chosen = sh.pick(as_sockaddr(first), {});
         REQUIRE(chosen != nullptr);
         for (std::uint16_t port : {1, 40001, 65535}) {
             sockaddr_in6 again = ipv6("2001:db8::1:7", port);
@@ -319,7 +319,7 @@ TEST_CASE("source-hash: clients of an unhealthy or tried backend move, no others
     auto pool = numbered_pool(10);
     SourceHash sh(pool);
     const std::vector<std::string> healthy = placements(sh);
-    Backend* b3 = pool->backends[3].get();
+    const PoolMember* b3 = &pool->members[3];
 
     auto check_only_b3_moved = [&](const std::vector<std::string>& now) {
         std::map<std::string, int> new_homes;
@@ -335,7 +335,7 @@ TEST_CASE("source-hash: clients of an unhealthy or tried backend move, no others
     };
 
     SECTION("unhealthy") {
-        b3->healthy = false;
+        b3->backend->routable = false;
         const std::vector<std::string> now = placements(sh);
         check_only_b3_moved(now);
         // Deterministic: another table (another worker or process) moves them alike.
@@ -343,7 +343,7 @@ TEST_CASE("source-hash: clients of an unhealthy or tried backend move, no others
         CHECK(placements(other) == now);
     }
     SECTION("tried") {
-        std::vector<Backend*> tried{b3};
+        std::vector<const PoolMember*> tried{b3};
         check_only_b3_moved(placements(sh, tried));
     }
 }
@@ -351,12 +351,12 @@ TEST_CASE("source-hash: clients of an unhealthy or tried backend move, no others
 TEST_CASE("source-hash gives backends a share of clients in proportion to weight", "[strategy]") {
     auto pool = make_pool({{"light", 1}, {"middle", 2}, {"heavy", 5}});
     MaglevTable table(*pool);
-    std::vector<int> slots(pool->backends.size());
+    std::vector<int> slots(pool->members.size());
     for (std::size_t slot = 0; slot < MaglevTable::size; ++slot) ++slots.at(table[slot]);
     constexpr double total_weight = 8;
     for (std::size_t i = 0; i < slots.size(); ++i) {
-        INFO(pool->backends[i]->config.name);
-        const double expected = MaglevTable::size * pool->backends[i]->config.weight / total_weight;
+        INFO(pool->members[i].config.name);
+        const double expected = MaglevTable::size * pool->members[i].config.weight / total_weight;
         CHECK(slots[i] == Approx(expected).epsilon(0.01));
     }
 }
@@ -364,7 +364,7 @@ TEST_CASE("source-hash gives backends a share of clients in proportion to weight
 TEST_CASE("source-hash: every backend has a slot, even a very light one", "[strategy]") {
     auto pool = make_pool({{"light", 1}, {"heavy", 1'000'000}});
     SourceHash sh(pool);
-    pool->backends[1]->healthy = false;
+    pool->members[1].backend->routable = false;
     sockaddr_in client = ipv4(0x0A000001);
     CHECK(name_of(sh.pick(as_sockaddr(client), {})) == "light");
 }
@@ -379,21 +379,21 @@ TEST_CASE("every strategy skips unhealthy and tried backends and returns none wh
         INFO(to_string(kind));
         auto pool = numbered_pool(3);
         auto strategy = make_strategy(kind, pool, 1);
-        const auto pick = [&](std::span<Backend* const> tried = {}) {
+        const auto pick = [&](std::span<const PoolMember* const> tried = {}) {
             return name_of(strategy->pick(as_sockaddr(client), tried));
         };
 
-        pool->backends[0]->healthy = false;
-        pool->backends[2]->healthy = false;
+        pool->members[0].backend->routable = false;
+        pool->members[2].backend->routable = false;
         for (int i = 0; i < 20; ++i) CHECK(pick() == "b1");
 
-        std::vector<Backend*> tried{pool->backends[1].get()};
+        std::vector<const PoolMember*> tried{&pool->members[1]};
         CHECK(pick(tried) == "-");
 
-        pool->backends[1]->healthy = false;
+        pool->members[1].backend->routable = false;
         CHECK(pick() == "-");
 
-        pool->backends[2]->healthy = true;
+        pool->members[2].backend->routable = true;
         CHECK(pick() == "b2");
         CHECK(pick(tried) == "b2");
     }
@@ -402,7 +402,7 @@ TEST_CASE("every strategy skips unhealthy and tried backends and returns none wh
 TEST_CASE("every strategy returns none for an empty pool", "[strategy]") {
     for (StrategyKind kind : all_kinds) {
         INFO(to_string(kind));
-        auto strategy = make_strategy(kind, numbered_pool(0));
+        auto strategy = make_strategy(kind, numbered_pool(0), 1);
         CHECK(strategy->pick(nullptr, {}) == nullptr);
     }
 }

@@ -19,7 +19,7 @@
 
 #include "fulcrum/config/address.hpp"
 #include "fulcrum/config/config.hpp"
-#include "fulcrum/lb/backend.hpp"
+#include "fulcrum/lb/service_state.hpp"
 #include "fulcrum/stats/metrics.hpp"
 
 namespace fulcrum {

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "fulcrum/config/config.hpp"
-#include "fulcrum/lb/backend.hpp"
+#include "fulcrum/lb/service_state.hpp"
 
 namespace fulcrum {
 

@@ -1,8 +1,10 @@
 #pragma once
-// One upstream server and its live state, shared by every worker thread. The state is
-// lock-free: workers read `healthy` and `drained` and move `active` with relaxed atomics,
-// and count their traffic in their own slot of `traffic`; nothing on the data path waits
-// for another thread.
+// One upstream server: its live state, shared by every worker thread, and the pool
+// snapshots that name it. A backend's identity is its service and its name: health,
+// counters and active count belong to the name and survive reloads and address changes;
+// what can change (address, weight, PROXY header) is in each snapshot's PoolMember.
+// The live state is lock-free: workers read it and count their traffic in their own slot
+// of `traffic`; nothing on the data path waits for another thread.
 
 #include <atomic>
 #include <chrono>
@@ -33,13 +35,18 @@ struct CheckRecord {
 
 struct Backend {
     // `workers`: how many worker threads count traffic (one slot each).
-    explicit Backend(BackendConfig cfg, std::size_t workers = 1)
-        : config(std::move(cfg)), traffic(workers) {}
+    Backend(std::string backend_name, std::size_t workers)
+        : name(std::move(backend_name)), traffic(workers) {}
 
-    const BackendConfig config;
-    std::atomic<bool> healthy{true};   // routable per active checks (set on the main loop)
+    const std::string name;
+    // What active checks say (set on the main loop). Shown by /status and /metrics.
+    std::atomic<bool> check_up{true};
+    // Whether active checks let traffic in: check_up, or every backend of the service is
+    // down and all_unhealthy = "fail-open" (set on the main loop).
+    std::atomic<bool> routable{true};
     std::atomic<bool> drained{false};  // set by the admin endpoint: no new connections
-    std::atomic<int> active{0};        // sessions connecting or connected, all workers
+    // Sessions connecting or connected, all workers; moved by Balancer pick and release.
+    std::atomic<int> active{0};
     // Passive detection: out of rotation until this time (0: not out).
     std::atomic<std::int64_t> out_until_ms{0};
     // Set when passive detection takes the backend out; the health checker takes it.
@@ -49,14 +56,20 @@ struct Backend {
     // Probe durations, written on the main loop only.
     DurationHistogram<check_duration_bounds> check_duration;
 
-    // Health checks, active and passive, let it take connections.
-    bool passes_checks() const {
-        if (!healthy.load(std::memory_order_relaxed)) return false;
+    // Out of rotation after connect failures seen while proxying.
+    bool passive_out() const {
         const std::int64_t until = out_until_ms.load(std::memory_order_relaxed);
-        return until == 0 || steady_now_ms() >= until;
+        return until != 0 && steady_now_ms() < until;
     }
-    // It may take a new connection: passes its checks and is not drained.
-    bool eligible() const { return !drained.load(std::memory_order_relaxed) && passes_checks(); }
+    // Active and passive checks both find it up (what an operator is shown).
+    bool passes_checks() const {
+        return check_up.load(std::memory_order_relaxed) && !passive_out();
+    }
+    // It may take a new connection: routable, not out, not drained.
+    bool eligible() const {
+        return !drained.load(std::memory_order_relaxed) &&
+               routable.load(std::memory_order_relaxed) && !passive_out();
+    }
 
     // Counts a connect failure seen while proxying; true when it takes the backend out
     // (max_failures within window). Lock-free: workers call it concurrently, and a race
@@ -75,27 +88,27 @@ private:
     std::optional<CheckRecord> last_check_;
 };
 
+// A backend as one pool snapshot has it.
+struct PoolMember {
+    std::shared_ptr<Backend> backend;
+    BackendConfig config;  // address, configured weight, PROXY header: fixed in this snapshot
+    // What every strategy weighs: the configured weight, unless something (slow start,
+    // discovery) lowers it for a while.
+    int effective_weight = 1;
+};
+
 // The backends of one service: an immutable snapshot; a reload builds a new one and
 // sessions keep the one they started with.
 struct Pool {
-    // Reuses the backends of `previous` whose configuration is unchanged, so that they
-    // keep their health state, active counts and counters across a reload. A backend
-    // whose address or weight changed is new, but stays drained if it was. `workers`
-    // sizes the new backends' per-worker counters.
+    // Takes the live state of `previous`'s backends by name, so that a backend keeps its
+    // health, drain, active count and counters across a reload, whatever else changed.
+    // `workers` sizes the per-worker counters of backends that are new.
     explicit Pool(const ServiceConfig& service, const Pool* previous = nullptr,
                   std::size_t workers = 1);
-    std::vector<std::shared_ptr<Backend>> backends;
+    std::vector<PoolMember> members;
 
-    // The backend named `name`, or nullptr.
-    Backend* find(std::string_view name) const;
-};
-
-// A service's configuration, the backend pool it routes to, and its counters (kept
-// across reloads for as long as the service exists).
-struct ServiceState {
-    std::shared_ptr<const ServiceConfig> config;
-    std::shared_ptr<const Pool> pool;
-    std::shared_ptr<ServiceCounters> counters;
+    // The member named `name`, or nullptr.
+    const PoolMember* find(std::string_view name) const;
 };
 
 }  // namespace fulcrum

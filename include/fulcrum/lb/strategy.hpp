@@ -1,15 +1,15 @@
 #pragma once
-// Backend selection. A strategy object belongs to one worker and one service, so its own
-// state needs no lock; what it reads of the backends (health, active counts) is atomic and
-// read at pick time, so it needs no notice of health changes or sessions ending. A reload
-// builds a new pool and with it new strategy objects.
+// Backend selection. One strategy object per pool snapshot, built once on the main loop
+// and shared by every worker: pick() is lock-free and safe to call from all of them at
+// once. What it reads of the backends (eligibility, active counts) is atomic and read at
+// pick time; what it weighs is each member's effective weight as of the snapshot.
 
 #include <sys/socket.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <random>
 #include <span>
 #include <vector>
 
@@ -21,55 +21,65 @@ namespace fulcrum {
 class Strategy {
 public:
     virtual ~Strategy() = default;
-    // An eligible backend not in `tried`, or nullptr when none is left. `client` is the
+    // An eligible member not in `tried`, or nullptr when none is left. `client` is the
     // peer address of the connection (for strategies that hash it); it may be nullptr.
-    virtual Backend* pick(const sockaddr* client, std::span<Backend* const> tried) = 0;
+    // Picking does not count the connection: Balancer::pick does.
+    virtual const PoolMember* pick(const sockaddr* client,
+                                   std::span<const PoolMember* const> tried) = 0;
 };
 
-// `seed` feeds the strategies that draw random numbers; without it, each object seeds
-// itself from std::random_device so that workers do not draw in lockstep.
+// `seed` feeds the strategies that draw random numbers.
 std::unique_ptr<Strategy> make_strategy(StrategyKind kind, std::shared_ptr<const Pool> pool,
                                         std::uint64_t seed);
-std::unique_ptr<Strategy> make_strategy(StrategyKind kind, std::shared_ptr<const Pool> pool);
 
-// Whether `backend` may take the connection: eligible and not already tried for it.
-bool is_candidate(const Backend& backend, std::span<Backend* const> tried);
+// Whether `member` may take the connection: eligible and not already tried for it.
+bool is_candidate(const PoolMember& member, std::span<const PoolMember* const> tried);
 
-// Calls visit(index, backend) for every candidate of `pool`, in pool order from `first`
+// Calls visit(index, member) for every candidate of `pool`, in pool order from `first`
 // round to `first - 1`.
 template <typename Visit>
-void for_each_candidate(const Pool& pool, std::span<Backend* const> tried, Visit&& visit,
+void for_each_candidate(const Pool& pool, std::span<const PoolMember* const> tried, Visit&& visit,
                         std::size_t first = 0) {
-    const std::size_t count = pool.backends.size();
+    const std::size_t count = pool.members.size();
     for (std::size_t n = 0; n < count; ++n) {
         const std::size_t i = (first + n) % count;
-        Backend& backend = *pool.backends[i];
-        if (is_candidate(backend, tried)) visit(i, backend);
+        const PoolMember& member = pool.members[i];
+        if (is_candidate(member, tried)) visit(i, member);
     }
 }
 
-// Smooth weighted round-robin (as in nginx): weights 5,1,1 give a a b a c a a, spreading
-// the heavy backend's turns instead of bunching them.
+// Smooth weighted round-robin (as in nginx), global across workers: the order is
+// computed once per pool (weights 5,1,1 give a a b a c a a) and every pick takes the
+// next ticket of one atomic counter, so whichever worker accepts, the pool as a whole
+// sees the schedule. An ineligible or tried member's turn is skipped.
 class RoundRobin final : public Strategy {
 public:
+    // Weights summing past this are scaled down to it (ratios kept within 1/max).
+    static constexpr std::size_t max_schedule = 1 << 16;
+
     explicit RoundRobin(std::shared_ptr<const Pool> pool);
-    Backend* pick(const sockaddr* client, std::span<Backend* const> tried) override;
+    const PoolMember* pick(const sockaddr* client,
+                           std::span<const PoolMember* const> tried) override;
+    // One full period of the schedule, as member indices.
+    const std::vector<std::uint32_t>& schedule() const { return schedule_; }
 
 private:
     std::shared_ptr<const Pool> pool_;
-    std::vector<long> current_;  // per backend, parallel to pool_->backends
+    std::vector<std::uint32_t> schedule_;
+    std::atomic<std::uint64_t> ticket_{0};
 };
 
-// The backend with the fewest active sessions (all workers) relative to its weight. Ties
-// go to the first tied backend after the previous pick, so idle backends take turns.
+// The member with the fewest active sessions (all workers) relative to its weight. Ties
+// go to the first tied member after the previous pick, so idle backends take turns.
 class LeastConnections final : public Strategy {
 public:
     explicit LeastConnections(std::shared_ptr<const Pool> pool);
-    Backend* pick(const sockaddr* client, std::span<Backend* const> tried) override;
+    const PoolMember* pick(const sockaddr* client,
+                           std::span<const PoolMember* const> tried) override;
 
 private:
     std::shared_ptr<const Pool> pool_;
-    std::size_t next_start_ = 0;  // where the search for the least loaded begins
+    std::atomic<std::size_t> next_start_{0};  // where the search for the least loaded begins
 };
 
 // Power of two choices: two distinct candidates drawn at random, the less loaded relative
@@ -78,12 +88,15 @@ private:
 class RandomTwo final : public Strategy {
 public:
     RandomTwo(std::shared_ptr<const Pool> pool, std::uint64_t seed);
-    Backend* pick(const sockaddr* client, std::span<Backend* const> tried) override;
+    const PoolMember* pick(const sockaddr* client,
+                           std::span<const PoolMember* const> tried) override;
 
 private:
+    std::uint64_t next_random();
+
     std::shared_ptr<const Pool> pool_;
-    std::mt19937_64 random_;
-    std::vector<Backend*> candidates_;  // reused by every pick: no allocation per connection
+    std::uint64_t seed_;
+    std::atomic<std::uint64_t> draws_{0};  // counter-based: lock-free across workers
 };
 
 }  // namespace fulcrum

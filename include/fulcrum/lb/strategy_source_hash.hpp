@@ -49,7 +49,8 @@ std::uint64_t hash_client_address(const sockaddr* client);
 class SourceHash final : public Strategy {
 public:
     explicit SourceHash(std::shared_ptr<const Pool> pool);
-    Backend* pick(const sockaddr* client, std::span<Backend* const> tried) override;
+    const PoolMember* pick(const sockaddr* client,
+                           std::span<const PoolMember* const> tried) override;
 
 private:
     std::shared_ptr<const Pool> pool_;

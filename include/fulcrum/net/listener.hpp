@@ -8,13 +8,14 @@
 #include <uv.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
 #include "fulcrum/config/address.hpp"
 #include "fulcrum/config/config.hpp"
-#include "fulcrum/lb/backend.hpp"
-#include "fulcrum/lb/strategy.hpp"
+#include "fulcrum/lb/service_state.hpp"
+#include "fulcrum/net/session.hpp"
 
 namespace fulcrum {
 
@@ -27,30 +28,26 @@ struct ListeningSocket {
 };
 
 // Throws std::runtime_error naming the service, the address and the failing step.
-ListeningSocket open_listening_socket(const Address& address, const std::string& service);
+// `exclusive`: first make sure no other socket listens on the address ("address in use"),
+// since SO_REUSEPORT would let this one join a second fulcrum's silently and take half
+// its connections. (Not for an address one of our own listeners serves.)
+ListeningSocket open_listening_socket(const Address& address, const std::string& service,
+                                      bool exclusive);
 
-class Listener {
+class Listener final : public SessionOwner {
 public:
     // Takes over `socket`; start() begins accepting on the worker's loop.
-    Listener(Worker& worker, ServiceState service, ListeningSocket socket);
+    Listener(Worker& worker, std::shared_ptr<const ServiceState> service, ListeningSocket socket);
     ~Listener();
     Listener(const Listener&) = delete;
     Listener& operator=(const Listener&) = delete;
 
-    Worker& worker() { return worker_; }
-    const ServiceConfig& service() const { return *service_.config; }
-    const std::shared_ptr<const Pool>& pool() const { return service_.pool; }
-    // This worker's slot of the service's counters.
-    ServiceTraffic& traffic() { return (*service_.counters)[worker_id_]; }
-    Strategy& strategy() { return *strategy_; }
+    const ServiceConfig& service() const { return *service_->config; }
 
-    // A reload: new connections use this configuration and pool; live sessions keep the
-    // backends they have.
-    void update(ServiceState service);
-    // Sessions accepted here and still open: a closed listener is freed after the last.
-    void session_opened() { ++sessions_; }
-    void session_closed() { --sessions_; }
-    // Closed, its handles' close callbacks run, and no session left.
+    // A reload: new connections are accepted under this snapshot; live sessions keep theirs.
+    void update(std::shared_ptr<const ServiceState> service) { service_ = std::move(service); }
+    // Closed, its handles' close callbacks run, and no session accepted here left: a
+    // closed listener is freed after its last session.
     bool finished() const;
 
     // Starts accepting on the worker's loop. Throws on failure, with the handles already
@@ -58,27 +55,30 @@ public:
     void start();
     // Stops accepting: the socket is closed, so new connects are refused. Idempotent.
     void close();
-    // Out of descriptors: stop accepting for a moment (logged once per episode).
-    void pause_accepting(int error);
-    // A descriptor was freed: accept again now rather than when the pause ends.
-    void resume_accepting();
+    // SessionOwner
+    void session_closed(Session& session, bool held_backend) override;
+    void out_of_descriptors(int error) override { pause_accepting(error); }
 
 private:
     static void on_readable(uv_poll_t* poll, int status, int events);
     static void on_resume(uv_timer_t* timer);
     static void on_closed(uv_handle_t* handle);
     void accept_pending();
+    // Out of descriptors: stop accepting for a moment (logged once per episode).
+    void pause_accepting(int error);
+    // A descriptor was freed, or the pause ended: accept again.
+    void resume_accepting();
 
     Worker& worker_;
-    std::size_t worker_id_;
-    ServiceState service_;
-    std::unique_ptr<Strategy> strategy_;
+    std::shared_ptr<const ServiceState> service_;
     Address bound_;
     int fd_;  // the listening socket, owned here
     uv_poll_t poll_{};
     uv_timer_t resume_timer_{};
     bool handles_open_ = false;
     bool paused_ = false;
+    std::uint64_t pauses_ = 0;  // in the episode short of descriptors now, if any
+    std::uint64_t pause_began_ms_ = 0;
     int closing_handles_ = 0;
     std::size_t sessions_ = 0;
 };

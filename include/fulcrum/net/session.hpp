@@ -1,7 +1,9 @@
 #pragma once
 // One proxied connection: a client socket, the backend socket fulcrum opened for it, and
 // the bytes flowing between them. A Session owns its libuv handles and frees itself once,
-// after the last of them has closed; nothing else deletes it.
+// after the last of them has closed; nothing else deletes it. It runs under the service
+// snapshot it was accepted with (a reload never changes it) and sees of its worker only
+// the narrow WorkerContext.
 
 #include <uv.h>
 
@@ -13,12 +15,27 @@
 #include <vector>
 
 #include "fulcrum/config/address.hpp"
-#include "fulcrum/lb/backend.hpp"
-#include "fulcrum/net/worker.hpp"
+#include "fulcrum/lb/service_state.hpp"
+#include "fulcrum/net/worker_context.hpp"
+#include "fulcrum/proto/preread.hpp"
 
 namespace fulcrum {
 
-class Listener;
+class Session;
+
+// Where a session came from (its listener): told when the session ends, and when
+// descriptors run out.
+class SessionOwner {
+public:
+    // The session is about to be freed; `held_backend`: it had a backend connection
+    // (two descriptors free up).
+    virtual void session_closed(Session& session, bool held_backend) = 0;
+    // A connect failed for want of a descriptor.
+    virtual void out_of_descriptors(int error) = 0;
+
+protected:
+    ~SessionOwner() = default;
+};
 
 // How a session ended, as the access log names it.
 enum class SessionEnd {
@@ -36,8 +53,8 @@ std::string_view to_string(SessionEnd end);
 
 class Session {
 public:
-    // Registers with the listener's worker; start() takes over the accepted socket.
-    explicit Session(Listener& listener);
+    // start() takes over the accepted socket.
+    Session(WorkerContext& worker, SessionOwner& owner, std::shared_ptr<const ServiceState> service);
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
 
@@ -46,14 +63,14 @@ public:
     // Ends the session now (shutdown timeout); no-op if it is already closing.
     void abort(SessionEnd why);
 
-    // Intrusive list of the worker's live sessions.
+    // Intrusive list of the worker's live sessions (kept by the worker).
     Session* prev = nullptr;
     Session* next = nullptr;
 
 private:
     // A session walks these states in order; `closing` can be entered from any of them.
     enum class State {
-        awaiting_header,  // accept_proxy: reading the PROXY header; no backend picked yet
+        prereading,       // a pre-read phase (the PROXY header) reads the client; no backend yet
         connecting,       // a connect to the picked backend is in flight; the client is not read
         retrying,         // a failed attempt's backend handle is closing; the next one starts after
         established,      // bytes flow both ways
@@ -78,7 +95,7 @@ private:
         uv_tcp_t* source;
         uv_tcp_t* sink;
         // The write in flight (its request and the unwritten rest of one read), if any.
-        std::unique_ptr<Worker::WriteBlock> pending;
+        std::unique_ptr<WorkerContext::WriteBlock> pending;
         bool writing() const { return pending != nullptr; }
         bool bulk = false;      // the last copy read filled the scratch buffer
         bool eof = false;       // source sent FIN
@@ -110,9 +127,9 @@ private:
     static void on_closed(uv_handle_t* handle);
     static void on_port(uv_poll_t* poll, int status, int events);
 
-    void await_header();
-    void read_header(ssize_t nread, const uv_buf_t* buf);
-    void reject_header(std::string_view reason);
+    void start_preread(const PrereadParser& parser);
+    void read_preread(ssize_t nread, const uv_buf_t* buf);
+    void reject_preread(std::string_view reason);
     void connect_next();
     // A connect the backend refused or did not answer: counts towards passive detection.
     void count_backend_failure();
@@ -121,7 +138,7 @@ private:
     // Writes what must reach the backend before the client's next bytes: the PROXY header
     // and the client bytes that came with the one it sent. False if the write failed.
     bool write_preamble();
-    void apply_on_failure();
+    void apply_on_failure(std::string_view reason);
     void read(Direction& d, ssize_t nread, const uv_buf_t* buf);
     void write_done(Direction& d, int status);
 
@@ -157,11 +174,16 @@ private:
     uv_tcp_t* other(const uv_tcp_t* side) { return side == &client_ ? &backend_ : &client_; }
     std::string client_text() const;
     std::string peer_text() const;
-    // This worker's slot of `backend`'s counters.
-    BackendTraffic& traffic_of(Backend& backend);
+    const ServiceConfig& config() const { return *service_->config; }
+    // This worker's slot of the service's and of the backend's counters.
+    ServiceTraffic& service_traffic() { return (*service_->counters)[worker_.id()]; }
+    BackendTraffic& traffic_of(const PoolMember& member) {
+        return member.backend->traffic[worker_.id()];
+    }
 
-    Listener& listener_;
-    std::shared_ptr<const Pool> pool_;  // keeps backend_choice_ alive past a reload
+    WorkerContext& worker_;
+    SessionOwner& owner_;
+    const std::shared_ptr<const ServiceState> service_;  // as of accept
     State state_ = State::connecting;
     uv_tcp_t client_{};
     uv_tcp_t backend_{};
@@ -178,8 +200,8 @@ private:
     Port* backend_port_ = nullptr;  // splice path only
     int open_handles_ = 0;
     bool backend_open_ = false;
-    Backend* backend_choice_ = nullptr;  // counted in its `active` while set
-    std::vector<Backend*> tried_;
+    const PoolMember* member_ = nullptr;  // the backend picked; released once, when unset
+    std::vector<const PoolMember*> tried_;
     std::string attempt_errors_;  // "name (ECONNREFUSED), name (timeout)"
     SessionEnd end_ = SessionEnd::client_fin;
     std::uint64_t started_ms_ = 0;
@@ -187,9 +209,10 @@ private:
     SocketAddress peer_addr_;         // the connected peer
     SocketAddress client_addr_;       // the client: the peer, or what its PROXY header says
     SocketAddress destination_addr_;  // what the PROXY header says the client connected to
-    // accept_proxy: the header as it arrives, then the client bytes that came with it
-    // until the backend has them. Empty (no allocation) the rest of the time.
-    std::string header_buffer_;
+    std::unique_ptr<Preread> preread_;  // while a pre-read phase runs
+    // The client bytes that came with a pre-read phase's, until the backend has them.
+    // Empty (no allocation) the rest of the time.
+    std::string first_bytes_;
 };
 
 }  // namespace fulcrum

@@ -15,26 +15,17 @@
 #include <vector>
 
 #include "fulcrum/config/config.hpp"
-#include "fulcrum/lb/backend.hpp"
+#include "fulcrum/lb/service_state.hpp"
 #include "fulcrum/net/listener.hpp"
+#include "fulcrum/net/worker_context.hpp"
 #include "fulcrum/stats/metrics.hpp"
 
 namespace fulcrum {
 
 class Session;
 
-// Both ends of a pipe that carries a session's bytes from one socket to the other (splice).
-struct Pipe {
-    int read = -1;
-    int write = -1;
-};
-
 class Worker {
 public:
-    // Size of the per-worker read buffer every session reads into; a session copies out
-    // only what its peer could not take at once.
-    static constexpr std::size_t scratch_size = 64 * 1024;
-
     // Creates the loop; add listeners with listen() before start(), or through post().
     // `workers` is how many there are: each takes its share of runtime.splice_pipes.
     Worker(unsigned id, unsigned workers, std::shared_ptr<const Config> config,
@@ -53,43 +44,18 @@ public:
     void join();
 
     // On the worker's thread (or before start()): the listeners of a (re)configuration.
-    void listen(ServiceState service, ListeningSocket socket);
-    void update_service(ServiceState service);
+    void listen(std::shared_ptr<const ServiceState> service, ListeningSocket socket);
+    void update_service(std::shared_ptr<const ServiceState> service);
     // Stops accepting for `name`; its sessions run to their end.
     void retire_service(const std::string& name);
-    void set_config(std::shared_ptr<const Config> config) { config_ = std::move(config); }
+    void set_config(std::shared_ptr<const Config> config);
     // Frees retired listeners that are closed and have no session left.
     void collect_retired();
 
     uv_loop_t* loop() { return &loop_; }
-    const Config& config() const { return *config_; }
     unsigned id() const { return id_; }
-    uv_buf_t scratch() { return uv_buf_init(scratch_.get(), scratch_size); }
-    // A write in flight: its libuv request and up to scratch_size bytes a full peer could
-    // not take yet. Only a stalled direction holds one, so an idle session holds none.
-    struct WriteBlock {
-        uv_write_t req;
-        char data[scratch_size];
-    };
-    // Blocks that hold what a full peer could not take yet. Reused, so a
-    // stalled stream does not cost an allocation per stall; freed past a small reserve.
-    std::unique_ptr<WriteBlock> take_block();
-    void give_block(std::unique_ptr<WriteBlock> block);
-
-    // Pipes for splice, at most this worker's share of runtime.splice_pipes open at once
-    // (each costs two descriptors). take_pipe gives nothing when splice is off or
-    // disabled, or every pipe is in use; a pipe given back must be empty, one that may
-    // hold bytes is dropped (closed).
-    bool splice_enabled() const;
-    std::optional<Pipe> take_pipe();
-    void give_pipe(Pipe pipe);
-    void drop_pipe(Pipe pipe);
-    // The kernel refused splice (EINVAL, ENOSYS): this worker copies from now on.
-    void disable_splice(int error);
-    SpliceTraffic& splice_traffic() { return splice_; }
-
-    // Counts a new session against runtime.max_connections; false when over the limit.
-    bool admit();
+    WorkerContext& context() { return *context_; }
+    // The live sessions, for the shutdown timeout to close.
     void add(Session* session);
     void remove(Session* session);
 
@@ -99,11 +65,8 @@ private:
     static void on_shutdown_timeout(uv_timer_t* timer);
     void begin_stop();
     void end_loop_if_idle();
-    std::size_t pipe_limit() const;
-    void count_pipes();
 
     unsigned id_;
-    unsigned workers_;
     std::shared_ptr<const Config> config_;
     std::atomic<std::size_t>& open_sessions_;
     std::function<void()> on_stopped_;
@@ -116,12 +79,7 @@ private:
     bool stopping_ = false;
     std::vector<std::unique_ptr<Listener>> listeners_;
     std::vector<std::unique_ptr<Listener>> retired_;  // closed, waiting for their sessions
-    std::unique_ptr<char[]> scratch_;
-    std::vector<std::unique_ptr<WriteBlock>> spare_blocks_;
-    SpliceTraffic& splice_;
-    std::vector<Pipe> spare_pipes_;
-    std::size_t pipes_in_use_ = 0;
-    bool splice_disabled_ = false;
+    std::unique_ptr<WorkerContext> context_;  // after loop_, which it points to
     Session* sessions_ = nullptr;  // head of the intrusive list of live sessions
     std::size_t session_count_ = 0;
     std::thread thread_;

@@ -1,0 +1,56 @@
+#pragma once
+// The balancing state of one service's pool: built once by the main loop for every pool
+// change, shared by every worker, lock-free. It answers a pick with a backend (counted in
+// its active sessions until released), "wait" (a backend may free up: the caller may
+// queue), or "none" with the reason, and it owns the active counts: a session that got a
+// backend releases it exactly once.
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+
+#include "fulcrum/config/config.hpp"
+#include "fulcrum/lb/backend.hpp"
+#include "fulcrum/lb/strategy.hpp"
+
+namespace fulcrum {
+
+struct Pick {
+    enum class Kind {
+        backend,  // `member` is taken: release it when the session is done with it
+        wait,     // every candidate is at a limit; one may free up
+        none,     // nothing can take the connection: `reason` says why
+    };
+    Kind kind = Kind::none;
+    const PoolMember* member = nullptr;
+    std::string_view reason;  // for none: "every backend is down", ...
+};
+
+class Balancer {
+public:
+    // `seed` feeds the strategies that draw random numbers.
+    Balancer(std::shared_ptr<const Pool> pool, StrategyKind kind, std::uint64_t seed);
+    // Seeded from std::random_device, so that two fulcrums do not draw in lockstep.
+    Balancer(std::shared_ptr<const Pool> pool, StrategyKind kind);
+
+    const Pool& pool() const { return *pool_; }
+    const std::shared_ptr<const Pool>& shared_pool() const { return pool_; }
+    StrategyKind kind() const { return kind_; }
+
+    // Thread-safe. `tried`: the members this connection already failed on.
+    Pick pick(const sockaddr* client, std::span<const PoolMember* const> tried);
+    // The session is done with a member pick() gave it.
+    static void release(const PoolMember& member);
+
+private:
+    std::string_view reason_for_none(std::span<const PoolMember* const> tried) const;
+
+    std::shared_ptr<const Pool> pool_;
+    StrategyKind kind_;
+    std::unique_ptr<Strategy> strategy_;
+};
+
+}  // namespace fulcrum

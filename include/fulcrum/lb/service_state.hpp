@@ -1,0 +1,23 @@
+#pragma once
+// A service as one (re)configuration defines it: its configuration, its pool snapshot
+// with the balancer built for it, and its counters (kept across reloads for as long as
+// the service exists). Immutable once published: a session holds the one it was accepted
+// under, so a reload never changes a live session.
+
+#include <memory>
+
+#include "fulcrum/config/config.hpp"
+#include "fulcrum/lb/backend.hpp"
+#include "fulcrum/lb/balancer.hpp"
+#include "fulcrum/stats/metrics.hpp"
+
+namespace fulcrum {
+
+struct ServiceState {
+    std::shared_ptr<const ServiceConfig> config;
+    std::shared_ptr<const Pool> pool;
+    std::shared_ptr<Balancer> balancer;  // built from `pool`, shared by every worker
+    std::shared_ptr<ServiceCounters> counters;
+};
+
+}  // namespace fulcrum
