@@ -62,14 +62,13 @@ ReloadPlan plan_reload(const Config& before, const Config& after) {
         // Our own listener on the same address (a service renamed or moved onto it) keeps
         // serving until the new one is up: SO_REUSEPORT lets the two overlap.
         const bool ours = std::any_of(
-            before.services.begin(), before.services.end(), [&](const ServiceConfig& s) {
-                return s.listen.numeric() == service.listen.numeric();
-            });
+            before.services.begin(), before.services.end(),
+            [&](const ServiceConfig& s) { return s.listen.numeric() == service.listen.numeric(); });
         plan.bind.push_back({service.name, !ours});
         if (old != nullptr) {
             plan.retire.push_back(service.name);
-            summary.push_back(fmt::format("service {} moved to {}", service.name,
-                                          service.listen.text));
+            summary.push_back(
+                fmt::format("service {} moved to {}", service.name, service.listen.text));
         } else {
             summary.push_back(fmt::format("service {} added", service.name));
         }

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
 #include "fulcrum/admin/admin.hpp"
 #include "fulcrum/lb/backend.hpp"
@@ -146,19 +147,19 @@ std::string Server::apply(std::shared_ptr<const Config> next) {
     std::map<std::string, std::vector<ListeningSocket>> sockets;  // by service, one per worker
     try {
         for (const ReloadPlan::Bind& bind : plan.bind) {
-            const auto service = std::find_if(
-                next->services.begin(), next->services.end(),
-                [&](const ServiceConfig& s) { return s.name == bind.service; });
+            const auto service =
+                std::find_if(next->services.begin(), next->services.end(),
+                             [&](const ServiceConfig& s) { return s.name == bind.service; });
             Address address = service->listen;
             auto& opened = sockets[bind.service];
             for (std::size_t i = 0; i < workers_.size(); ++i) {
-                opened.push_back(open_listening_socket(address, bind.service, bind.exclusive && i == 0));
+                opened.push_back(
+                    open_listening_socket(address, bind.service, bind.exclusive && i == 0));
                 // With port 0 the first worker's port is shared by the others.
                 address = opened.back().bound;
             }
             spdlog::info("service {} listening on {} ({} backends, {})", service->name,
-                         address.numeric(), service->backends.size(),
-                         to_string(service->strategy));
+                         address.numeric(), service->backends.size(), to_string(service->strategy));
         }
     } catch (...) {
         for (const auto& entry : sockets) {
@@ -175,8 +176,8 @@ std::string Server::apply(std::shared_ptr<const Config> next) {
         const bool existed = old != services_.end();
         ServiceState state;
         state.config = std::make_shared<const ServiceConfig>(service);
-        state.pool = std::make_shared<const Pool>(service, existed ? old->second.pool.get() : nullptr,
-                                                  workers_.size());
+        state.pool = std::make_shared<const Pool>(
+            service, existed ? old->second.pool.get() : nullptr, workers_.size());
         state.balancer = std::make_shared<Balancer>(state.pool, service.strategy);
         // A service keeps its counters for as long as its name stays configured.
         state.counters =

@@ -225,8 +225,8 @@ void HealthChecker::apply(Target& target, const ProbeResult& result) {
     backend.check_duration.observe(target.probe_duration);
     backend.record_check(
         {result.success, result.detail, std::chrono::system_clock::now(), target.probe_duration});
-    spdlog::debug("service {}: backend {}: probe {}: {}", target.group->service->name,
-                  backend.name, result.success ? "passed" : "failed", result.detail);
+    spdlog::debug("service {}: backend {}: probe {}: {}", target.group->service->name, backend.name,
+                  result.success ? "passed" : "failed", result.detail);
     if (backend.passive_tripped.exchange(false, std::memory_order_relaxed)) {
         // With active checks on, a passive trip lasts until the probes see it healthy.
         transition(target, target.tracker.force_down(), "connect failures while proxying");

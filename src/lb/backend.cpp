@@ -40,9 +40,9 @@ Pool::Pool(const ServiceConfig& service, const Pool* previous, std::size_t worke
     members.reserve(service.backends.size());
     for (const BackendConfig& config : service.backends) {
         const PoolMember* old = previous != nullptr ? previous->find(config.name) : nullptr;
-        members.push_back({old != nullptr ? old->backend
-                                          : std::make_shared<Backend>(config.name, workers),
-                           config, config.weight});
+        members.push_back(
+            {old != nullptr ? old->backend : std::make_shared<Backend>(config.name, workers),
+             config, config.weight});
     }
 }
 

@@ -35,7 +35,9 @@ std::string_view Balancer::reason_for_none(std::span<const PoolMember* const> tr
     // Off the hot path: only a connection that gets no backend pays for this.
     const auto& members = pool_->members;
     if (members.empty()) return "no backends";
-    auto all = [&](auto&& predicate) { return std::all_of(members.begin(), members.end(), predicate); };
+    auto all = [&](auto&& predicate) {
+        return std::all_of(members.begin(), members.end(), predicate);
+    };
     if (all([](const PoolMember& m) { return m.backend->drained.load(); })) {
         return "every backend is drained";
     }

@@ -78,8 +78,8 @@ bool is_candidate(const PoolMember& member, std::span<const PoolMember* const> t
 RoundRobin::RoundRobin(std::shared_ptr<const Pool> pool) : pool_(std::move(pool)) {
     // nginx's smooth weighted round-robin, run once over a whole period.
     const std::vector<std::uint64_t> weights = reduced_weights(*pool_, max_schedule);
-    const auto total = static_cast<std::int64_t>(std::accumulate(weights.begin(), weights.end(),
-                                                                 std::uint64_t{0}));
+    const auto total = static_cast<std::int64_t>(
+        std::accumulate(weights.begin(), weights.end(), std::uint64_t{0}));
     std::vector<std::int64_t> current(weights.size(), 0);
     schedule_.reserve(static_cast<std::size_t>(total));
     for (std::int64_t turn = 0; turn < total; ++turn) {

@@ -46,7 +46,7 @@ ListeningSocket open_listening_socket(const Address& address, const std::string&
             fail(probe, "IPV6_V6ONLY");
         }
         if (::bind(probe, address.sockaddr_ptr(), address.length()) < 0) {
-            fail(probe, "bind (is another fulcrum or server running?)");
+            fail(probe, "address in use (another fulcrum or server listens there)");
         }
         ::close(probe);
     }
@@ -73,7 +73,10 @@ ListeningSocket open_listening_socket(const Address& address, const std::string&
 
 Listener::Listener(Worker& worker, std::shared_ptr<const ServiceState> service,
                    ListeningSocket socket)
-    : worker_(worker), service_(std::move(service)), bound_(std::move(socket.bound)), fd_(socket.fd) {}
+    : worker_(worker),
+      service_(std::move(service)),
+      bound_(std::move(socket.bound)),
+      fd_(socket.fd) {}
 
 Listener::~Listener() {
     if (fd_ >= 0) ::close(fd_);
@@ -135,13 +138,15 @@ void Listener::accept_pending() {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 pause_accepting(-errno);
             } else if (errno != EAGAIN) {
-                spdlog::warn("service {}: accept: {}", service_->config->name, std::strerror(errno));
+                spdlog::warn("service {}: accept: {}", service_->config->name,
+                             std::strerror(errno));
             }
             return;
         }
         if (pauses_ > 0) {
-            spdlog::info("service {}: accepting again, after {} ms short of descriptors ({} pauses)",
-                         service_->config->name, uv_now(worker_.loop()) - pause_began_ms_, pauses_);
+            spdlog::info(
+                "service {}: accepting again, after {} ms short of descriptors ({} pauses)",
+                service_->config->name, uv_now(worker_.loop()) - pause_began_ms_, pauses_);
             pauses_ = 0;
         }
         auto* session = new Session(worker_.context(), *this, service_);

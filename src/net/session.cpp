@@ -1,6 +1,5 @@
 #include "fulcrum/net/session.hpp"
 
-#include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -30,15 +29,6 @@ constexpr std::string_view bad_gateway_response =
 constexpr std::uint64_t drain_timeout_ms = 2000;
 
 const ProxyHeaderParser proxy_header_parser;
-// Splice path tuning. One splice asks for up to this much: the pipe's capacity (64 KiB
-// by default) bounds what it moves, and so the bytes a stalled direction parks.
-constexpr std::size_t splice_chunk = 1024 * 1024;
-// Splices in (and out) per wakeup before yielding to the loop's other sessions.
-constexpr int splice_rounds = 16;
-// A wakeup that moved less than this before the source ran dry was not bulk: the
-// direction goes back to copying (and frees its Ports) until the next full read.
-constexpr std::size_t splice_keep_bytes = 16 * 1024;
-
 }  // namespace
 
 std::string_view to_string(SessionEnd end) {
@@ -70,8 +60,9 @@ Session::Session(WorkerContext& worker, SessionOwner& owner,
     : worker_(worker),
       owner_(owner),
       service_(std::move(service)),
-      upstream_(&client_, &backend_),
-      downstream_(&backend_, &client_) {
+      upstream_(&client_, &backend_, upstream_direction),
+      downstream_(&backend_, &client_, downstream_direction),
+      pump_(worker, &client_, &backend_, *this) {
     uv_loop_t* loop = worker_.loop();
     // Neither init can fail on Linux: they only fill in the structs.
     uv_tcp_init(loop, &client_);
@@ -89,8 +80,7 @@ Session* Session::of(const void* handle_or_req) {
 
 void Session::start(int client_fd, const SocketAddress& peer) {
     if (int rc = uv_tcp_open(&client_, client_fd); rc < 0) {
-        spdlog::warn("service {}: cannot use accepted socket: {}", config().name,
-                     uv_strerror(rc));
+        spdlog::warn("service {}: cannot use accepted socket: {}", config().name, uv_strerror(rc));
         ::close(client_fd);
         close(SessionEnd::refused);
         return;
@@ -261,8 +251,7 @@ void Session::established() {
             return;
         }
     }
-    uv_timer_start(&timer_, on_timer, static_cast<std::uint64_t>(config().idle_timeout.count()),
-                   0);
+    uv_timer_start(&timer_, on_timer, static_cast<std::uint64_t>(config().idle_timeout.count()), 0);
 }
 
 bool Session::write_preamble() {
@@ -356,7 +345,7 @@ void Session::read(Direction& d, ssize_t nread, const uv_buf_t* buf) {
         d.bulk = static_cast<std::size_t>(nread) == WorkerContext::scratch_size;
         int written = uv_try_write(sink, &chunk, 1);
         if (written == nread) {
-            if (d.bulk) enter_splice(d);
+            if (d.bulk) pump_.start(d.index);
             return;
         }
         if (written < 0 && written != UV_EAGAIN) {
@@ -390,201 +379,39 @@ void Session::count_read(Direction& d, std::size_t n) {
     (&d == &upstream_ ? traffic.bytes_sent : traffic.bytes_received).add(n);
 }
 
-bool Session::enter_splice(Direction& d) {
-    WorkerContext& worker = worker_;
-    if (!worker.splice_enabled()) return false;
-    d.pipe = worker.take_pipe();
-    if (!d.pipe) return false;
-    d.path = Path::splice;
-    if (!update_ports()) {
-        // No descriptor for a Port: nothing was read into the pipe, copying goes on.
-        d.path = Path::copy;
-        release_pipe(d);
-        update_ports();  // closes what was opened; polls nothing, so it cannot fail
-        return false;
-    }
-    // From the source's read callback or a finished write: libuv holds no byte of the
-    // source and reads no more once stopped, so the next byte is the pipe's first.
-    uv_read_stop(reinterpret_cast<uv_stream_t*>(d.source));
-    worker.splice_traffic().transfers.add();
-    pump(d);
-    return true;
+void Session::spliced(unsigned index, std::size_t bytes) {
+    count_read(direction(index), bytes);
 }
 
-void Session::pump(Direction& d) {
-    WorkerContext& worker = worker_;
-    const int source_fd = (d.source == &client_ ? client_port_ : backend_port_)->fd;
-    const int sink_fd = (d.sink == &client_ ? client_port_ : backend_port_)->fd;
-    std::size_t moved = 0;
-    for (int round = 0;; ++round) {
-        // First what the pipe holds: the sink takes bytes in order.
-        while (d.in_pipe > 0) {
-            ssize_t n = ::splice(d.pipe->read, nullptr, sink_fd, nullptr, d.in_pipe,
-                                 SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-            if (n > 0) {
-                d.in_pipe -= static_cast<std::size_t>(n);
-                last_activity_ms_ = uv_now(worker.loop());
-                continue;
-            }
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0 && errno == EAGAIN) {
-                // The sink is full: keep the bytes, poll it, leave the source unpolled.
-                d.waiting_sink = true;
-                if (!update_ports()) close(failure_of(d.sink), d.source);
-                return;
-            }
-            close(failure_of(d.sink), d.source);  // a reset (EPIPE, ECONNRESET) or like one
-            return;
-        }
-        if (d.waiting_sink) {
-            d.waiting_sink = false;
-            last_activity_ms_ = uv_now(worker.loop());
-        }
-        // The pipe is empty: a good point to let the loop's other sessions have a turn.
-        if (round == splice_rounds) break;
-        if (!d.pipe) {
-            d.pipe = worker.take_pipe();
-            if (!d.pipe) {
-                leave_splice(d);  // every pipe is busy: copy until the next full read
-                return;
-            }
-        }
-        ssize_t n = ::splice(source_fd, nullptr, d.pipe->write, nullptr, splice_chunk,
-                             SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-        if (n > 0) {
-            count_read(d, static_cast<std::size_t>(n));
-            worker.splice_traffic().bytes.add(static_cast<std::uint64_t>(n));
-            d.in_pipe = static_cast<std::size_t>(n);
-            moved += static_cast<std::size_t>(n);
-            continue;
-        }
-        if (n < 0 && errno == EINTR) continue;
-        // The pipe is empty from here on: give it back before anything else.
-        const int error = n < 0 ? errno : 0;
-        release_pipe(d);
-        if (n == 0) {
-            // FIN from the source, every byte before it passed on.
-            source_finished(d);
-            leave_splice(d);
-            if (state_ == State::established) finish_direction(d);
-            return;
-        }
-        if (error == EAGAIN) {
-            if (moved < splice_keep_bytes) {
-                leave_splice(d);
-            } else if (!update_ports()) {
-                close(failure_of(d.source), d.sink);
-            }
-            return;
-        }
-        if (error == EINVAL || error == ENOSYS) {
-            // This kernel cannot splice from this socket; nothing was taken from it.
-            worker.disable_splice(error);
-            leave_splice(d);
-            return;
-        }
-        close(failure_of(d.source), d.sink);  // a reset, or an error like one
-        return;
-    }
-    // The source stays polled (level-triggered): the next wakeup comes at once.
-    release_pipe(d);
-    if (!update_ports()) close(failure_of(d.source), d.sink);
+void Session::splice_delivered() {
+    last_activity_ms_ = uv_now(worker_.loop());
 }
 
-void Session::leave_splice(Direction& d) {
-    d.path = Path::copy;
-    d.waiting_sink = false;
-    if (!update_ports()) {
-        close(failure_of(d.source), d.sink);
-        return;
-    }
-    if (d.eof) return;
+void Session::splice_source_finished(unsigned index) {
+    Direction& d = direction(index);
+    source_finished(d);
+    if (state_ == State::established) finish_direction(d);
+}
+
+void Session::splice_stopped(unsigned index) {
+    Direction& d = direction(index);
     if (int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(d.source), on_alloc, on_read);
         rc < 0) {
         close(failure_of(d.source), d.sink);
     }
 }
 
-void Session::release_pipe(Direction& d) {
-    if (!d.pipe) return;
-    if (d.in_pipe == 0) {
-        worker_.give_pipe(*d.pipe);
+void Session::splice_failed(unsigned index, bool at_sink) {
+    Direction& d = direction(index);
+    if (at_sink) {
+        close(failure_of(d.sink), d.source);
     } else {
-        worker_.drop_pipe(*d.pipe);  // its bytes die with the session
+        close(failure_of(d.source), d.sink);
     }
-    d.pipe.reset();
-    d.in_pipe = 0;
 }
 
-bool Session::update_ports() {
-    auto wants = [](const Direction& d, bool as_source) {
-        if (d.path != Path::splice) return 0;
-        if (as_source) return d.waiting_sink || d.eof ? 0 : static_cast<int>(UV_READABLE);
-        return d.waiting_sink ? static_cast<int>(UV_WRITABLE) : 0;
-    };
-    const bool splicing = upstream_.path == Path::splice || downstream_.path == Path::splice;
-    // A spliced direction needs both its sides' Ports; both directions share the two.
-    return update_port(client_port_, &client_, wants(upstream_, true) | wants(downstream_, false),
-                       splicing) &&
-           update_port(backend_port_, &backend_, wants(downstream_, true) | wants(upstream_, false),
-                       splicing);
-}
-
-bool Session::update_port(Port*& port, uv_tcp_t* side, int events, bool needed) {
-    if (!needed) {
-        if (port != nullptr) close_port(port);
-        return true;
-    }
-    if (port == nullptr) {
-        uv_os_fd_t fd;
-        if (uv_fileno(reinterpret_cast<uv_handle_t*>(side), &fd) < 0) return false;
-        const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
-        if (copy < 0) return false;
-        auto* fresh = new Port;
-        fresh->fd = copy;
-        if (uv_poll_init_socket(worker_.loop(), &fresh->poll, copy) < 0) {
-            ::close(copy);
-            delete fresh;
-            return false;
-        }
-        fresh->poll.data = this;
-        ++open_handles_;
-        port = fresh;
-    }
-    if (events == port->events) return true;
-    port->events = events;
-    if (events == 0) return uv_poll_stop(&port->poll) == 0;
-    return uv_poll_start(&port->poll, events, on_port) == 0;
-}
-
-void Session::close_port(Port*& port) {
-    // uv_close stops the poll and drops its epoll registration at once, so the
-    // descriptor can be closed right after; the Port is freed in on_closed.
-    close_handle(reinterpret_cast<uv_handle_t*>(&port->poll));
-    ::close(port->fd);
-    port = nullptr;
-}
-
-void Session::on_port(uv_poll_t* poll, int status, int events) {
-    Session* s = of(poll);
-    if (s->state_ != State::established) return;
-    uv_tcp_t* side = reinterpret_cast<Port*>(poll) == s->client_port_ ? &s->client_ : &s->backend_;
-    if (status < 0) {
-        // libuv reports a socket error (POLLERR, such as a reset) this way, with the poll
-        // stopped: the side failed, as a read or write on it would have said.
-        s->close(s->failure_of(side), s->other(side));
-        return;
-    }
-    Direction& writing = side == &s->client_ ? s->downstream_ : s->upstream_;  // side is sink
-    Direction& reading = side == &s->client_ ? s->upstream_ : s->downstream_;  // side is source
-    if ((events & UV_WRITABLE) != 0 && writing.path == Path::splice && writing.waiting_sink) {
-        s->pump(writing);
-        if (s->state_ != State::established) return;
-    }
-    if ((events & UV_READABLE) != 0 && reading.path == Path::splice && !reading.waiting_sink &&
-        !reading.eof) {
-        s->pump(reading);
-    }
+void Session::splice_handle_closed() {
+    if (--open_handles_ == 0 && state_ == State::closing) destroy();
 }
 
 void Session::on_write(uv_write_t* req, int status) {
@@ -607,7 +434,7 @@ void Session::write_done(Direction& d, int status) {
         return;
     }
     // A full read whose rest had to wait: the sink is the slower side of a bulk transfer.
-    if (d.bulk && enter_splice(d)) return;
+    if (d.bulk && pump_.start(d.index)) return;
     if (int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(d.source), on_alloc, on_read);
         rc < 0) {
         close(failure_of(d.source), d.sink);
@@ -667,8 +494,7 @@ void Session::on_timer(uv_timer_t* timer) {
             return;
         case State::established: {
             // Reads only stamp last_activity_ms_; the one timer re-arms for what is left.
-            auto idle_limit =
-                static_cast<std::uint64_t>(s->config().idle_timeout.count());
+            auto idle_limit = static_cast<std::uint64_t>(s->config().idle_timeout.count());
             std::uint64_t idle = uv_now(s->worker_.loop()) - s->last_activity_ms_;
             if (idle >= idle_limit) {
                 s->close(SessionEnd::idle_timeout);
@@ -702,9 +528,7 @@ void Session::close(SessionEnd why, uv_tcp_t* reset) {
             setsockopt(fd, SOL_SOCKET, SO_LINGER, &no_linger, sizeof no_linger);
         }
     }
-    for (Direction* d : {&upstream_, &downstream_}) release_pipe(*d);
-    if (client_port_ != nullptr) close_port(client_port_);
-    if (backend_port_ != nullptr) close_port(backend_port_);
+    pump_.close();
     close_handle(reinterpret_cast<uv_handle_t*>(&timer_));
     close_handle(reinterpret_cast<uv_handle_t*>(&client_));
     if (backend_open_) {
@@ -720,7 +544,6 @@ void Session::close_handle(uv_handle_t* handle) {
 void Session::on_closed(uv_handle_t* handle) {
     Session* s = of(handle);
     --s->open_handles_;
-    if (handle->type == UV_POLL) delete reinterpret_cast<Port*>(handle);
     if (s->state_ == State::retrying && handle == reinterpret_cast<uv_handle_t*>(&s->backend_)) {
         s->connect_next();
         return;

@@ -338,7 +338,12 @@ TEST_CASE("out of descriptors: no spinning, and service comes back", "[datapath]
         std::this_thread::sleep_for(10ms);
     }
     CHECK(fulcrum.process().cpu_seconds() - cpu_before < 0.5);
+    // Paused and resumed every 100 ms for a second, but logged once per episode (per
+    // worker's listener).
+    CHECK(count_of(fulcrum.process().output(), "out of descriptors (EMFILE)") <=
+          static_cast<std::size_t>(default_workers()));
 
     held.clear();
     CHECK(serves_again(service.listen));
+    CHECK(fulcrum.process().wait_for_output("accepting again, after", 10s));
 }

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 
@@ -125,4 +126,26 @@ TEST_CASE("all backends down: refuse applies on_failure, fail-open still serves"
     CHECK(refused.read_to_eof().empty());
     const std::string name = http_get(connect_to(open.listen), "/");
     CHECK((name == "alpha\n" || name == "beta\n"));
+}
+
+TEST_CASE("fail-open: status and metrics show the backends down while traffic flows to them",
+          "[health]") {
+    DemoBackend alpha("alpha");
+    ServiceSpec open = service_to({alpha.port()}, "", "open");
+    open.health = fast_probes + "\nall_unhealthy = \"fail-open\"";
+    const std::uint16_t admin = free_port();
+    Fulcrum fulcrum(
+        config_for({open}) + "[admin]\nlisten = \"127.0.0.1:" + std::to_string(admin) + "\"\n",
+        {open.listen, admin});
+    set_health(alpha, false);
+    REQUIRE(fulcrum.process().wait_for_output("service open: every backend is down", 5s));
+
+    CHECK(http_get(connect_to(open.listen), "/") == "alpha\n");
+    const auto status = nlohmann::json::parse(http_get(connect_to(admin), "/status"));
+    const auto& backend = status["services"][0]["backends"][0];
+    CHECK(backend["health"] == "down");
+    CHECK(backend["eligible"] == true);
+    const std::string metrics = http_get(connect_to(admin), "/metrics");
+    CHECK(metrics.find("fulcrum_backend_healthy{service=\"open\",backend=\"b0\"} 0") !=
+          std::string::npos);
 }

@@ -200,3 +200,28 @@ TEST_CASE("50 reloads leak no descriptor", "[lifecycle][reload]") {
     CHECK(fulcrum.process().fd_count() == before);
     CHECK(connect_named(kept.listen).second == "a");
 }
+
+TEST_CASE("a second fulcrum on an address one already serves exits 1: address in use",
+          "[lifecycle]") {
+    NamedEcho a("a");
+    ServiceSpec service = service_to({a.port()});
+    Fulcrum first = start_fulcrum({service});
+    const RunResult second = run_fulcrum({"-c", first.config_path()});
+    CHECK(second.exit_code == 1);
+    CHECK(second.output.find("address in use") != std::string::npos);
+    // The first one kept all of its traffic.
+    for (int i = 0; i < 4; ++i) CHECK(connect_named(service.listen).second == "a");
+}
+
+TEST_CASE("--log-level on the command line wins over log.level on reload", "[lifecycle][reload]") {
+    NamedEcho a("a");
+    ServiceSpec service = service_to({a.port()});
+    std::string config = config_for({service});
+    const std::string debug = "level = \"debug\"";
+    config.replace(config.find(debug), debug.size(), "level = \"error\"");
+    Fulcrum fulcrum(config, {service.listen}, {"--log-level", "info"});
+    // The "reloaded" line is at info: with the file's level it would not be logged.
+    reload(fulcrum, config, 1);
+    CHECK(connect_named(service.listen).second == "a");
+    CHECK(fulcrum.process().wait_for_output("access client=", 5s));
+}

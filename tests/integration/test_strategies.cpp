@@ -1,6 +1,7 @@
 // Balancing strategies through the real binary: each one serves, least-connections steers
 // new connections away from a busy backend, source-hash keeps a client on one backend.
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <map>
@@ -140,4 +141,42 @@ TEST_CASE("source-hash: a client keeps reaching one backend, on every worker", "
         CHECK(second_home != home);
         for (int i = 0; i < 10; ++i) CHECK(connect_through(listen).backend == second_home);
     }
+}
+
+TEST_CASE("round-robin is global across workers: strict alternation, 3:1 in every window of four",
+          "[strategies]") {
+    auto backends = named_backends(2);
+    const ServiceSpec service = service_with("round-robin", backends);
+    const std::uint16_t listen = service.listen;
+
+    SECTION("equal weights alternate, whichever worker accepts") {
+        Fulcrum fulcrum(config_for({service}, "workers = 2"), {listen});
+        std::string order;
+        for (int i = 0; i < 8; ++i) order += connect_through(listen).backend + " ";
+        CHECK(order == "b0 b1 b0 b1 b0 b1 b0 b1 ");
+    }
+    SECTION("weights 3:1") {
+        std::string config = config_for({service}, "workers = 2");
+        const std::string b0 = "name = \"b0\"\n";
+        config.replace(config.find(b0), b0.size(), b0 + "weight = 3\n");
+        Fulcrum fulcrum(config, {listen});
+        std::vector<std::string> order;
+        for (int i = 0; i < 16; ++i) order.push_back(connect_through(listen).backend);
+        for (std::size_t window = 0; window + 4 <= order.size(); window += 4) {
+            INFO("connections " << window << " to " << window + 3);
+            CHECK(std::count(order.begin() + static_cast<long>(window),
+                             order.begin() + static_cast<long>(window) + 4, "b1") == 1);
+        }
+    }
+}
+
+TEST_CASE("least-connections counts the sessions of every worker", "[strategies]") {
+    auto backends = named_backends(3);
+    const ServiceSpec service = service_with("least-connections", backends);
+    const std::uint16_t listen = service.listen;
+    Fulcrum fulcrum(config_for({service}, "workers = 2"), {listen});
+    // Held sessions, accepted by either worker: each pick sees all of them.
+    std::vector<Connection> held;
+    for (int i = 0; i < 12; ++i) held.push_back(connect_through(listen));
+    CHECK(count_backends(held) == "b0:4 b1:4 b2:4");
 }

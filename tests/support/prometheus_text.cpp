@@ -116,7 +116,10 @@ struct HistogramSeries {
 };
 
 void check_histograms(const std::map<std::string, HistogramSeries>& histograms) {
-    for (const auto& [key, h] : histograms) {
+    for (const auto& entry : histograms) {
+        // Named, not a structured binding: clang 14 cannot capture those in a lambda.
+        const std::string& key = entry.first;
+        const HistogramSeries& h = entry.second;
         auto fail = [&key](const std::string& why) {
             throw std::runtime_error("histogram " + key + ": " + why);
         };

@@ -1,8 +1,7 @@
 // The shared balancer: a global schedule across threads, take/release of active counts,
 // "none" with its reason, and backend identity across pool snapshots.
+#include <algorithm>
 #include <catch2/catch.hpp>
-#include <algorithm>
-#include <algorithm>
 #include <map>
 #include <string>
 #include <thread>
@@ -76,7 +75,8 @@ TEST_CASE("round-robin's schedule reduces and bounds weights", "[balancer]") {
         CHECK(rr.schedule().size() == 4);
     }
     SECTION("huge weights are scaled down, the ratio kept") {
-        RoundRobin rr(std::make_shared<const Pool>(service_of({{"a", 1'000'000}, {"b", 3'000'001}})));
+        RoundRobin rr(
+            std::make_shared<const Pool>(service_of({{"a", 1'000'000}, {"b", 3'000'001}})));
         CHECK(rr.schedule().size() <= RoundRobin::max_schedule);
         const auto a = std::count(rr.schedule().begin(), rr.schedule().end(), 0u);
         CHECK(static_cast<double>(a) / static_cast<double>(rr.schedule().size()) ==

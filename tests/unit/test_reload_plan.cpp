@@ -42,9 +42,8 @@ using Names = std::vector<std::string>;
 }  // namespace
 
 TEST_CASE("the plan at start binds every service, exclusively", "[reload]") {
-    const ReloadPlan plan =
-        plan_reload(Config{}, config_of({service("web", "127.0.0.1:8080"),
-                                         service("api", "127.0.0.1:8081")}));
+    const ReloadPlan plan = plan_reload(
+        Config{}, config_of({service("web", "127.0.0.1:8080"), service("api", "127.0.0.1:8081")}));
     CHECK(bound(plan) == Names{"web", "api"});
     CHECK(plan.bind[0].exclusive);
     CHECK(plan.bind[1].exclusive);
@@ -75,8 +74,8 @@ TEST_CASE("backend changes keep the listener and are summarised", "[reload]") {
 
 TEST_CASE("a moved service binds anew and retires its old listener; a removed one retires",
           "[reload]") {
-    const Config before = config_of({service("web", "127.0.0.1:8080"),
-                                     service("old", "127.0.0.1:8081")});
+    const Config before =
+        config_of({service("web", "127.0.0.1:8080"), service("old", "127.0.0.1:8081")});
     const Config after = config_of({service("web", "127.0.0.1:9090")});
     const ReloadPlan plan = plan_reload(before, after);
     CHECK(bound(plan) == Names{"web"});

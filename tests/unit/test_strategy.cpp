@@ -87,7 +87,8 @@ sockaddr_in sample_client(int i) {
 }
 
 // The backend name source-hash gives each sample client.
-std::vector<std::string> placements(Strategy& strategy, std::span<const PoolMember* const> tried = {}) {
+std::vector<std::string> placements(Strategy& strategy,
+                                    std::span<const PoolMember* const> tried = {}) {
     std::vector<std::string> names;
     names.reserve(sample_count);
     for (int i = 0; i < sample_count; ++i) {

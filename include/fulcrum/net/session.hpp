@@ -16,6 +16,7 @@
 
 #include "fulcrum/config/address.hpp"
 #include "fulcrum/lb/service_state.hpp"
+#include "fulcrum/net/splice_pump.hpp"
 #include "fulcrum/net/worker_context.hpp"
 #include "fulcrum/proto/preread.hpp"
 
@@ -51,10 +52,11 @@ enum class SessionEnd {
 };
 std::string_view to_string(SessionEnd end);
 
-class Session {
+class Session final : private SpliceEvents {
 public:
     // start() takes over the accepted socket.
-    Session(WorkerContext& worker, SessionOwner& owner, std::shared_ptr<const ServiceState> service);
+    Session(WorkerContext& worker, SessionOwner& owner,
+            std::shared_ptr<const ServiceState> service);
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
 
@@ -70,30 +72,22 @@ public:
 private:
     // A session walks these states in order; `closing` can be entered from any of them.
     enum class State {
-        prereading,       // a pre-read phase (the PROXY header) reads the client; no backend yet
-        connecting,       // a connect to the picked backend is in flight; the client is not read
-        retrying,         // a failed attempt's backend handle is closing; the next one starts after
-        established,      // bytes flow both ways
-        failing,          // no backend: on_failure's answer is written, the client drained to EOF
-        closing,          // every handle is closing; the last close callback frees the session
-    };
-
-    // How a direction moves its bytes.
-    enum class Path {
-        copy,    // libuv reads into the worker's scratch buffer, then writes to the sink
-        splice,  // bulk: splice() source -> pipe -> sink, the bytes never enter user space
+        prereading,   // a pre-read phase (the PROXY header) reads the client; no backend yet
+        connecting,   // a connect to the picked backend is in flight; the client is not read
+        retrying,     // a failed attempt's backend handle is closing; the next one starts after
+        established,  // bytes flow both ways
+        failing,      // no backend: on_failure's answer is written, the client drained to EOF
+        closing,      // every handle is closing; the last close callback frees the session
     };
 
     // Bytes flowing from `source` to `sink`. On the copy path at most one write is in
     // flight per direction; while it is, `source` is not read, which is the backpressure.
-    // On the splice path the source's libuv reading is stopped and readiness comes from
-    // the sides' Ports; while the pipe holds bytes the sink cannot take, the source is not
-    // polled. A pipe is held only while it holds bytes (or a pump runs), so an idle
-    // direction holds no pipe.
+    // On the splice path (pump_) the pump moves the bytes and reports back.
     struct Direction {
-        Direction(uv_tcp_t* from, uv_tcp_t* to) : source(from), sink(to) {}
+        Direction(uv_tcp_t* from, uv_tcp_t* to, unsigned i) : source(from), sink(to), index(i) {}
         uv_tcp_t* source;
         uv_tcp_t* sink;
+        unsigned index;  // upstream_direction or downstream_direction
         // The write in flight (its request and the unwritten rest of one read), if any.
         std::unique_ptr<WorkerContext::WriteBlock> pending;
         bool writing() const { return pending != nullptr; }
@@ -101,20 +95,6 @@ private:
         bool eof = false;       // source sent FIN
         bool finished = false;  // FIN passed on to sink
         std::uint64_t bytes = 0;
-        Path path = Path::copy;
-        std::optional<Pipe> pipe;   // splice: while it holds bytes
-        std::size_t in_pipe = 0;    // bytes in `pipe`, not yet taken by the sink
-        bool waiting_sink = false;  // splice: the sink is full, `in_pipe` bytes wait
-    };
-
-    // A second descriptor (dup) of one side's socket, polled for the splice path: libuv
-    // owns the epoll registration of the socket's own descriptor, and epoll keeps the two
-    // apart. Heap-allocated so that a closing Port and a new one can overlap; freed in
-    // its close callback.
-    struct Port {
-        uv_poll_t poll{};  // first: the close callback finds the Port from the handle
-        int fd = -1;
-        int events = 0;  // UV_READABLE / UV_WRITABLE being polled
     };
 
     static Session* of(const void* handle_or_req);
@@ -125,7 +105,6 @@ private:
     static void on_connect(uv_connect_t* req, int status);
     static void on_timer(uv_timer_t* timer);
     static void on_closed(uv_handle_t* handle);
-    static void on_port(uv_poll_t* poll, int status, int events);
 
     void start_preread(const PrereadParser& parser);
     void read_preread(ssize_t nread, const uv_buf_t* buf);
@@ -152,18 +131,19 @@ private:
 
     // Counts bytes read from `d.source`, either path.
     void count_read(Direction& d, std::size_t n);
-    // Splice path: moves `d` onto it after a full copy read (false: it stays on copy),
-    // moves bytes until the source or the sink would block, and returns to copying.
-    bool enter_splice(Direction& d);
-    void pump(Direction& d);
-    void leave_splice(Direction& d);
-    // Gives back (empty) or drops (may hold bytes) the pipe of `d`.
-    void release_pipe(Direction& d);
-    // Opens, re-polls or closes the Ports the two directions need now; false when a
-    // Port could not be opened or polled.
-    bool update_ports();
-    bool update_port(Port*& port, uv_tcp_t* side, int events, bool needed);
-    void close_port(Port*& port);
+    Direction& direction(unsigned index) {
+        return index == upstream_direction ? upstream_ : downstream_;
+    }
+
+    // SpliceEvents
+    void spliced(unsigned direction, std::size_t bytes) override;
+    void splice_delivered() override;
+    void splice_source_finished(unsigned direction) override;
+    void splice_stopped(unsigned direction) override;
+    void splice_failed(unsigned direction, bool at_sink) override;
+    void splice_handle_opened() override { ++open_handles_; }
+    void splice_handle_closed() override;
+
     // The one close path: closes every open handle (`reset` with an RST) and frees the
     // session when the last close callback has run.
     void close(SessionEnd why, uv_tcp_t* reset = nullptr);
@@ -194,10 +174,9 @@ private:
         uv_connect_t connect_req_{};
         uv_shutdown_t shutdown_req_;
     };
-    Direction upstream_;            // client -> backend
-    Direction downstream_;          // backend -> client
-    Port* client_port_ = nullptr;   // splice path only
-    Port* backend_port_ = nullptr;  // splice path only
+    Direction upstream_;    // client -> backend
+    Direction downstream_;  // backend -> client
+    SplicePump pump_;
     int open_handles_ = 0;
     bool backend_open_ = false;
     const PoolMember* member_ = nullptr;  // the backend picked; released once, when unset
@@ -206,9 +185,9 @@ private:
     SessionEnd end_ = SessionEnd::client_fin;
     std::uint64_t started_ms_ = 0;
     std::uint64_t last_activity_ms_ = 0;
-    SocketAddress peer_addr_;         // the connected peer
-    SocketAddress client_addr_;       // the client: the peer, or what its PROXY header says
-    SocketAddress destination_addr_;  // what the PROXY header says the client connected to
+    SocketAddress peer_addr_;           // the connected peer
+    SocketAddress client_addr_;         // the client: the peer, or what its PROXY header says
+    SocketAddress destination_addr_;    // what the PROXY header says the client connected to
     std::unique_ptr<Preread> preread_;  // while a pre-read phase runs
     // The client bytes that came with a pre-read phase's, until the backend has them.
     // Empty (no allocation) the rest of the time.

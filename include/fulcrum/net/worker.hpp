@@ -79,8 +79,8 @@ private:
     bool stopping_ = false;
     std::vector<std::unique_ptr<Listener>> listeners_;
     std::vector<std::unique_ptr<Listener>> retired_;  // closed, waiting for their sessions
-    std::unique_ptr<WorkerContext> context_;  // after loop_, which it points to
-    Session* sessions_ = nullptr;  // head of the intrusive list of live sessions
+    std::unique_ptr<WorkerContext> context_;          // after loop_, which it points to
+    Session* sessions_ = nullptr;                     // head of the intrusive list of live sessions
     std::size_t session_count_ = 0;
     std::thread thread_;
 };
