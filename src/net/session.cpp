@@ -57,13 +57,12 @@ std::string_view to_string(SessionEnd end) {
 
 Session::Session(WorkerContext& worker, SessionOwner& owner,
                  std::shared_ptr<const ServiceState> service)
-    : worker_(worker),
-      owner_(owner),
+    : owner_(owner),
       service_(std::move(service)),
-      upstream_(&client_, &backend_, upstream_direction),
-      downstream_(&backend_, &client_, downstream_direction),
-      pump_(worker, &client_, &backend_, *this) {
-    uv_loop_t* loop = worker_.loop();
+      upstream_(&client_, &backend_),
+      downstream_(&backend_, &client_),
+      pump_(*this) {
+    uv_loop_t* loop = worker.loop();
     // Neither init can fail on Linux: they only fill in the structs.
     uv_tcp_init(loop, &client_);
     uv_timer_init(loop, &timer_);
@@ -86,7 +85,7 @@ void Session::start(int client_fd, const SocketAddress& peer) {
         return;
     }
     peer_addr_ = client_addr_ = peer;
-    if (!worker_.admit()) {
+    if (!worker().admit()) {
         service_traffic().refused.add();
         close(SessionEnd::refused);
         return;
@@ -170,7 +169,7 @@ void Session::connect_next() {
     if (!tried_.empty()) traffic_of(*member_).retries.add();
     tried_.push_back(member_);
 
-    uv_tcp_init(worker_.loop(), &backend_);
+    uv_tcp_init(worker().loop(), &backend_);
     backend_.data = this;
     backend_open_ = true;
     ++open_handles_;
@@ -235,7 +234,7 @@ void Session::established() {
         spdlog::debug("service {}: TCP_NODELAY on the backend socket: {}", config().name,
                       uv_strerror(rc));
     }
-    last_activity_ms_ = uv_now(worker_.loop());
+    last_activity_ms_ = uv_now(worker().loop());
     if (!write_preamble()) {
         close(SessionEnd::backend_reset, &client_);
         return;
@@ -271,7 +270,7 @@ bool Session::write_preamble() {
     preamble += first_bytes_;
     first_bytes_ = std::string();
     // Both parts are bounded (a pre-read phase's max_bytes each), far below a block.
-    upstream_.pending = worker_.take_block();
+    upstream_.pending = worker().take_block();
     std::memcpy(upstream_.pending->data, preamble.data(), preamble.size());
     return start_write(upstream_, uv_buf_init(upstream_.pending->data,
                                               static_cast<unsigned>(preamble.size()))) == 0;
@@ -292,7 +291,7 @@ void Session::apply_on_failure(std::string_view reason) {
     int rc = 0;
     if (service.on_failure == OnFailure::http_502) {
         // The response is a static constant: libuv may keep pointing at it until written.
-        downstream_.pending = worker_.take_block();
+        downstream_.pending = worker().take_block();
         rc = start_write(downstream_, uv_buf_init(const_cast<char*>(bad_gateway_response.data()),
                                                   bad_gateway_response.size()));
     }
@@ -310,7 +309,7 @@ void Session::apply_on_failure(std::string_view reason) {
 
 void Session::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
     Session* s = of(handle);
-    *buf = s->worker_.scratch();
+    *buf = s->worker().scratch();
     if (s->state_ == State::prereading) {
         buf->len = static_cast<decltype(buf->len)>(s->preread_->room());
     }
@@ -345,7 +344,7 @@ void Session::read(Direction& d, ssize_t nread, const uv_buf_t* buf) {
         d.bulk = static_cast<std::size_t>(nread) == WorkerContext::scratch_size;
         int written = uv_try_write(sink, &chunk, 1);
         if (written == nread) {
-            if (d.bulk) pump_.start(d.index);
+            if (d.bulk) pump_.start(index_of(d));
             return;
         }
         if (written < 0 && written != UV_EAGAIN) {
@@ -354,7 +353,7 @@ void Session::read(Direction& d, ssize_t nread, const uv_buf_t* buf) {
         }
         // The sink is full: keep the rest, stop reading the source until it is written.
         std::size_t rest = static_cast<std::size_t>(nread) - (written > 0 ? written : 0);
-        d.pending = worker_.take_block();
+        d.pending = worker().take_block();
         std::memcpy(d.pending->data, buf->base + (nread - static_cast<ssize_t>(rest)), rest);
         if (start_write(d, uv_buf_init(d.pending->data, static_cast<unsigned>(rest))) < 0) {
             close(failure_of(d.sink), d.source);
@@ -372,7 +371,7 @@ void Session::read(Direction& d, ssize_t nread, const uv_buf_t* buf) {
 }
 
 void Session::count_read(Direction& d, std::size_t n) {
-    last_activity_ms_ = uv_now(worker_.loop());
+    last_activity_ms_ = uv_now(worker().loop());
     d.bytes += n;
     // One relaxed store per read, in this worker's own slot.
     BackendTraffic& traffic = traffic_of(*member_);
@@ -384,7 +383,7 @@ void Session::spliced(unsigned index, std::size_t bytes) {
 }
 
 void Session::splice_delivered() {
-    last_activity_ms_ = uv_now(worker_.loop());
+    last_activity_ms_ = uv_now(worker().loop());
 }
 
 void Session::splice_source_finished(unsigned index) {
@@ -421,20 +420,20 @@ void Session::on_write(uv_write_t* req, int status) {
 }
 
 void Session::write_done(Direction& d, int status) {
-    if (d.pending) worker_.give_block(std::move(d.pending));
+    if (d.pending) worker().give_block(std::move(d.pending));
     if (state_ == State::failing && status < 0) close(SessionEnd::connect_failed);
     if (state_ != State::established) return;  // failing, or cancelled by close
     if (status < 0) {
         close(failure_of(d.sink), d.source);
         return;
     }
-    last_activity_ms_ = uv_now(worker_.loop());
+    last_activity_ms_ = uv_now(worker().loop());
     if (d.eof) {
         finish_direction(d);
         return;
     }
     // A full read whose rest had to wait: the sink is the slower side of a bulk transfer.
-    if (d.bulk && pump_.start(d.index)) return;
+    if (d.bulk && pump_.start(index_of(d))) return;
     if (int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(d.source), on_alloc, on_read);
         rc < 0) {
         close(failure_of(d.source), d.sink);
@@ -469,7 +468,7 @@ int Session::start_write(Direction& d, uv_buf_t chunk) {
     d.pending->req.data = this;
     int rc = uv_write(&d.pending->req, reinterpret_cast<uv_stream_t*>(d.sink), &chunk, 1, on_write);
     if (rc < 0) {
-        worker_.give_block(std::move(d.pending));
+        worker().give_block(std::move(d.pending));
         return rc;
     }
     return 0;
@@ -495,7 +494,7 @@ void Session::on_timer(uv_timer_t* timer) {
         case State::established: {
             // Reads only stamp last_activity_ms_; the one timer re-arms for what is left.
             auto idle_limit = static_cast<std::uint64_t>(s->config().idle_timeout.count());
-            std::uint64_t idle = uv_now(s->worker_.loop()) - s->last_activity_ms_;
+            std::uint64_t idle = uv_now(s->worker().loop()) - s->last_activity_ms_;
             if (idle >= idle_limit) {
                 s->close(SessionEnd::idle_timeout);
             } else {
@@ -552,12 +551,12 @@ void Session::on_closed(uv_handle_t* handle) {
 }
 
 void Session::destroy() {
-    const std::uint64_t now = uv_now(worker_.loop());
+    const std::uint64_t now = uv_now(worker().loop());
     if (member_ != nullptr) {
         Balancer::release(*member_);
         traffic_of(*member_).session_duration.observe(std::chrono::milliseconds(now - started_ms_));
     }
-    if (worker_.access_log()) {
+    if (worker().access_log()) {
         spdlog::info(
             "access client={}{} service={} backend={} bytes_in={} bytes_out={} "
             "duration_ms={} end={}",

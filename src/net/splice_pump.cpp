@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <optional>
 #include <utility>
 
 namespace fulcrum {
@@ -21,15 +22,16 @@ constexpr std::size_t splice_keep_bytes = 16 * 1024;
 
 }  // namespace
 
-SplicePump::SplicePump(WorkerContext& worker, uv_tcp_t* client, uv_tcp_t* backend,
-                       SpliceEvents& events)
-    : worker_(worker), sides_{client, backend}, events_(events) {}
+WorkerContext& SplicePump::worker() const {
+    return *static_cast<WorkerContext*>(events_.splice_socket(0)->loop->data);
+}
 
 bool SplicePump::start(unsigned direction) {
-    if (!worker_.splice_enabled() || closed_) return false;
+    if (!worker().splice_enabled() || closed_) return false;
     Flow& flow = flows_[direction];
-    flow.pipe = worker_.take_pipe();
-    if (!flow.pipe) return false;
+    const std::optional<Pipe> pipe = worker().take_pipe();
+    if (!pipe) return false;
+    flow.pipe = *pipe;
     flow.active = true;
     if (!update_ports()) {
         // No descriptor for a Port: nothing was read into the pipe, copying goes on.
@@ -38,8 +40,8 @@ bool SplicePump::start(unsigned direction) {
         update_ports();  // closes what was opened; polls nothing, so it cannot fail
         return false;
     }
-    uv_read_stop(reinterpret_cast<uv_stream_t*>(sides_[direction]));
-    worker_.splice_traffic().transfers.add();
+    uv_read_stop(reinterpret_cast<uv_stream_t*>(events_.splice_socket(direction)));
+    worker().splice_traffic().transfers.add();
     pump(direction);
     return true;
 }
@@ -53,10 +55,10 @@ void SplicePump::pump(unsigned direction) {
         // First what the pipe holds: the sink takes bytes in order.
         bool delivered = false;
         while (flow.in_pipe > 0) {
-            ssize_t n = ::splice(flow.pipe->read, nullptr, sink_fd, nullptr, flow.in_pipe,
+            ssize_t n = ::splice(flow.pipe.read, nullptr, sink_fd, nullptr, flow.in_pipe,
                                  SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             if (n > 0) {
-                flow.in_pipe -= static_cast<std::size_t>(n);
+                flow.in_pipe -= static_cast<std::uint32_t>(n);
                 delivered = true;
                 continue;
             }
@@ -77,18 +79,19 @@ void SplicePump::pump(unsigned direction) {
         }
         // The pipe is empty: a good point to let the loop's other sessions have a turn.
         if (round == splice_rounds) break;
-        if (!flow.pipe) {
-            flow.pipe = worker_.take_pipe();
-            if (!flow.pipe) {
+        if (!flow.has_pipe()) {
+            const std::optional<Pipe> pipe = worker().take_pipe();
+            if (!pipe) {
                 leave(direction, false);  // every pipe is busy: copy until the next full read
                 return;
             }
+            flow.pipe = *pipe;
         }
-        ssize_t n = ::splice(source_fd, nullptr, flow.pipe->write, nullptr, splice_chunk,
+        ssize_t n = ::splice(source_fd, nullptr, flow.pipe.write, nullptr, splice_chunk,
                              SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (n > 0) {
-            worker_.splice_traffic().bytes.add(static_cast<std::uint64_t>(n));
-            flow.in_pipe = static_cast<std::size_t>(n);
+            worker().splice_traffic().bytes.add(static_cast<std::uint64_t>(n));
+            flow.in_pipe = static_cast<std::uint32_t>(n);
             moved += static_cast<std::size_t>(n);
             events_.spliced(direction, static_cast<std::size_t>(n));
             continue;
@@ -112,7 +115,7 @@ void SplicePump::pump(unsigned direction) {
         }
         if (error == EINVAL || error == ENOSYS) {
             // This kernel cannot splice from this socket; nothing was taken from it.
-            worker_.disable_splice(error);
+            worker().disable_splice(error);
             leave(direction, false);
             return;
         }
@@ -140,13 +143,13 @@ void SplicePump::leave(unsigned direction, bool finished) {
 }
 
 void SplicePump::release_pipe(Flow& flow) {
-    if (!flow.pipe) return;
+    if (!flow.has_pipe()) return;
     if (flow.in_pipe == 0) {
-        worker_.give_pipe(*flow.pipe);
+        worker().give_pipe(flow.pipe);
     } else {
-        worker_.drop_pipe(*flow.pipe);  // its bytes die with the session
+        worker().drop_pipe(flow.pipe);  // its bytes die with the session
     }
-    flow.pipe.reset();
+    flow.pipe = Pipe{};
     flow.in_pipe = 0;
 }
 
@@ -172,13 +175,14 @@ bool SplicePump::update_port(unsigned side, int events, bool needed) {
     }
     if (port == nullptr) {
         uv_os_fd_t fd;
-        if (uv_fileno(reinterpret_cast<uv_handle_t*>(sides_[side]), &fd) < 0) return false;
+        uv_tcp_t* socket = events_.splice_socket(side);
+        if (uv_fileno(reinterpret_cast<uv_handle_t*>(socket), &fd) < 0) return false;
         const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
         if (copy < 0) return false;
         auto* fresh = new Port;
         fresh->fd = copy;
         fresh->pump = this;
-        if (uv_poll_init_socket(worker_.loop(), &fresh->poll, copy) < 0) {
+        if (uv_poll_init_socket(socket->loop, &fresh->poll, copy) < 0) {
             ::close(copy);
             delete fresh;
             return false;

@@ -28,6 +28,7 @@ Worker::Worker(unsigned id, unsigned workers, std::shared_ptr<const Config> conf
     : id_(id), open_sessions_(open_sessions), on_stopped_(std::move(on_stopped)) {
     check(uv_loop_init(&loop_), "uv_loop_init");
     context_ = std::make_unique<WorkerContext>(id, workers, &loop_, open_sessions, splice);
+    loop_.data = context_.get();  // how sessions find their worker without a pointer each
     set_config(std::move(config));
     check(uv_async_init(&loop_, &async_, on_async), "uv_async_init");
     async_.data = this;

@@ -84,10 +84,9 @@ private:
     // flight per direction; while it is, `source` is not read, which is the backpressure.
     // On the splice path (pump_) the pump moves the bytes and reports back.
     struct Direction {
-        Direction(uv_tcp_t* from, uv_tcp_t* to, unsigned i) : source(from), sink(to), index(i) {}
+        Direction(uv_tcp_t* from, uv_tcp_t* to) : source(from), sink(to) {}
         uv_tcp_t* source;
         uv_tcp_t* sink;
-        unsigned index;  // upstream_direction or downstream_direction
         // The write in flight (its request and the unwritten rest of one read), if any.
         std::unique_ptr<WorkerContext::WriteBlock> pending;
         bool writing() const { return pending != nullptr; }
@@ -134,6 +133,11 @@ private:
     Direction& direction(unsigned index) {
         return index == upstream_direction ? upstream_ : downstream_;
     }
+    unsigned index_of(const Direction& d) const {
+        return &d == &upstream_ ? upstream_direction : downstream_direction;
+    }
+    // The worker this session runs on: its loop's `data` (no pointer kept per session).
+    WorkerContext& worker() const { return *static_cast<WorkerContext*>(client_.loop->data); }
 
     // SpliceEvents
     void spliced(unsigned direction, std::size_t bytes) override;
@@ -141,6 +145,7 @@ private:
     void splice_source_finished(unsigned direction) override;
     void splice_stopped(unsigned direction) override;
     void splice_failed(unsigned direction, bool at_sink) override;
+    uv_tcp_t* splice_socket(unsigned side) override { return side == 0 ? &client_ : &backend_; }
     void splice_handle_opened() override { ++open_handles_; }
     void splice_handle_closed() override;
 
@@ -156,12 +161,11 @@ private:
     std::string peer_text() const;
     const ServiceConfig& config() const { return *service_->config; }
     // This worker's slot of the service's and of the backend's counters.
-    ServiceTraffic& service_traffic() { return (*service_->counters)[worker_.id()]; }
+    ServiceTraffic& service_traffic() { return (*service_->counters)[worker().id()]; }
     BackendTraffic& traffic_of(const PoolMember& member) {
-        return member.backend->traffic[worker_.id()];
+        return member.backend->traffic[worker().id()];
     }
 
-    WorkerContext& worker_;
     SessionOwner& owner_;
     const std::shared_ptr<const ServiceState> service_;  // as of accept
     State state_ = State::connecting;

@@ -10,7 +10,7 @@
 #include <uv.h>
 
 #include <cstddef>
-#include <optional>
+#include <cstdint>
 
 #include "fulcrum/net/worker_context.hpp"
 
@@ -33,6 +33,9 @@ public:
     virtual void splice_stopped(unsigned direction) = 0;
     // The source (or, `at_sink`, the sink) failed: a reset, or an error like one.
     virtual void splice_failed(unsigned direction, bool at_sink) = 0;
+    // Side 0 is the client's socket, side 1 the backend's; direction d reads side d and
+    // writes the other. Their loop's `data` is the worker's WorkerContext.
+    virtual uv_tcp_t* splice_socket(unsigned side) = 0;
     // A poll handle opened or finished closing: the session's close path counts them.
     virtual void splice_handle_opened() = 0;
     virtual void splice_handle_closed() = 0;
@@ -43,7 +46,7 @@ protected:
 
 class SplicePump {
 public:
-    SplicePump(WorkerContext& worker, uv_tcp_t* client, uv_tcp_t* backend, SpliceEvents& events);
+    explicit SplicePump(SpliceEvents& events) : events_(events) {}
     SplicePump(const SplicePump&) = delete;
     SplicePump& operator=(const SplicePump&) = delete;
 
@@ -66,11 +69,13 @@ private:
         int fd = -1;
         int events = 0;  // UV_READABLE / UV_WRITABLE being polled
     };
+    // Kept small: every session embeds two, spliced or not.
     struct Flow {
+        Pipe pipe;                  // while it holds bytes, or a pump runs; else read = -1
+        std::uint32_t in_pipe = 0;  // bytes in `pipe`, not yet taken by the sink
         bool active = false;
-        std::optional<Pipe> pipe;   // while it holds bytes, or a pump runs
-        std::size_t in_pipe = 0;    // bytes in `pipe`, not yet taken by the sink
         bool waiting_sink = false;  // the sink is full, `in_pipe` bytes wait
+        bool has_pipe() const { return pipe.read >= 0; }
     };
 
     static void on_port(uv_poll_t* poll, int status, int events);
@@ -85,8 +90,8 @@ private:
     bool update_port(unsigned side, int events, bool needed);
     void close_port(unsigned side);
 
-    WorkerContext& worker_;
-    uv_tcp_t* sides_[2];  // client, backend: direction d reads side d, writes the other
+    WorkerContext& worker() const;
+
     SpliceEvents& events_;
     Port* ports_[2] = {nullptr, nullptr};
     Flow flows_[2];
