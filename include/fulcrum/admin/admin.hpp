@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "fulcrum/admin/prometheus.hpp"
 #include "fulcrum/config/address.hpp"
 #include "fulcrum/config/config.hpp"
 #include "fulcrum/lb/backend.hpp"
