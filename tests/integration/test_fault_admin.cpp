@@ -154,7 +154,8 @@ TEST_CASE("a request line that never ends gets 414 and a close, in bounded memor
 
 TEST_CASE("endless header lines get 431 and a close, in bounded memory", "[admin][hostile]") {
     AdminTarget target;
-    const std::string line = "X-Filler: " + std::string(8 * 1024, 'f') + "\r\n";
+    // Each line under httplib's own 8 KiB limit on one header line.
+    const std::string line = "X-Filler: " + std::string(8000, 'f') + "\r\n";
     check_refused(flood(target, "GET /status HTTP/1.1\r\nHost: x\r\n", line), "431");
     CHECK(healthz_ok(target.admin));
 }
