@@ -258,7 +258,7 @@ TEST_CASE("idle admin connections past the cap are refused; the data path keeps 
 
     // With the admin connections still held, sessions through the service work.
     std::vector<Socket> sessions;
-    for (int i = 0; i < 8; ++i) {
+    for (int i = 0; i < 4; ++i) {
         Socket session = connect_to(target.service.listen, 5);
         INFO("session " << i);
         std::string greeting;
