@@ -274,7 +274,8 @@ void AdminHttp::close_unused_socket() {
 
 bool AdminHttp::process_and_close_socket(socket_t sock) {
     if (refusing_connection) {
-        // On the accept thread: one try to answer, no waiting.
+        // On the accept thread: one try to answer, no waiting. Its result does not matter:
+        // the connection closes either way.
         const std::string answer = error_response(503, "too many admin connections");
         ::send(sock, answer.data(), answer.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
         ::close(sock);
