@@ -2,7 +2,6 @@
 
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
@@ -15,31 +14,15 @@
 #include <string>
 #include <string_view>
 
-namespace fulcrum {
+#include "fulcrum/admin/admin_http.hpp"
 
-// httplib keeps its listening socket protected: this raises the backlog (httplib's is 5)
-// and closes the socket of a server that never ran.
-class AdminHttp : public httplib::Server {
-public:
-    bool raise_backlog(int backlog) { return ::listen(svr_sock_, backlog) == 0; }
-    void close_unused_socket() {
-        const socket_t fd = svr_sock_.exchange(INVALID_SOCKET);
-        if (fd != INVALID_SOCKET) ::close(fd);
-    }
-};
+namespace fulcrum {
 
 namespace {
 
 // Keys in the order written here, which reads better than sorted.
 using json = nlohmann::ordered_json;
 
-// Few threads: scrapes and orchestrator probes are rare, and each holds a thread only
-// for one short request.
-constexpr std::size_t request_threads = 4;
-// Short keep-alive and I/O limits: stop() waits for the requests in progress, so these
-// bound how long an idle or stalled admin client can delay fulcrum's exit.
-constexpr time_t keep_alive_seconds = 1;
-constexpr time_t io_timeout_seconds = 2;
 constexpr int listen_backlog = 64;
 
 constexpr const char* json_type = "application/json";
@@ -201,12 +184,11 @@ ProcessSample AdminState::process() const {
     return process;
 }
 
+// AdminHttp's default limits: few threads (scrapes and orchestrator probes are rare, and
+// each holds a thread only for one short request), and short deadlines, which also bound
+// how long stop() waits for the requests in progress.
 AdminServer::AdminServer(const Address& listen, const AdminState& state)
-    : state_(state), http_(std::make_unique<AdminHttp>()) {
-    http_->new_task_queue = [] { return new httplib::ThreadPool(request_threads); };
-    http_->set_keep_alive_timeout(keep_alive_seconds);
-    http_->set_read_timeout(io_timeout_seconds);
-    http_->set_write_timeout(io_timeout_seconds);
+    : state_(state), http_(std::make_unique<AdminHttp>(AdminHttp::Limits{})) {
     // httplib's default sets SO_REUSEPORT, which would let a second fulcrum share the
     // port silently; SO_REUSEADDR alone still allows a quick restart.
     http_->set_socket_options([](socket_t fd) {
@@ -264,7 +246,6 @@ void AdminServer::add_routes() {
             return httplib::Server::HandlerResponse::Unhandled;
         }
         res.set_header("WWW-Authenticate", "Bearer");
-        res.set_header("Connection", "close");  // an unread request body stays unread
         send_error(res, 401, "missing or wrong bearer token (admin.token)");
         return httplib::Server::HandlerResponse::Handled;
     });
@@ -295,12 +276,12 @@ void AdminServer::add_routes() {
         res.status = stopping ? 503 : 200;
         res.set_content(stopping ? "shutting down\n" : "ok\n", "text/plain");
     });
-    // The content-reader form: the plain one answers 400 to a POST that has no body and
-    // no Content-Length (`curl -X POST URL`).
+    // The content-reader form, which reads a body only when there is one (at most
+    // RequestLimits::max_body, announced by Content-Length).
     http_->Post(R"(/backends/([^/]+)/([^/]+)/(drain|enable))",
                 [this](const httplib::Request& req, httplib::Response& res,
                        const httplib::ContentReader& read_body) {
-                    if (req.has_header("Content-Length") || req.has_header("Transfer-Encoding")) {
+                    if (req.has_header("Content-Length")) {
                         read_body([](const char*, std::size_t) { return true; });
                     }
                     set_admin_state(state_, req, res);

@@ -75,6 +75,10 @@ std::string config_for(const std::vector<ServiceSpec>& services, const std::stri
     return toml;
 }
 
+std::string with_admin(const std::string& config, std::uint16_t port, const std::string& lines) {
+    return config + "[admin]\nlisten = \"127.0.0.1:" + std::to_string(port) + "\"\n" + lines;
+}
+
 Fulcrum start_fulcrum(const std::vector<ServiceSpec>& services, const std::string& runtime,
                       std::optional<rlim_t> max_files) {
     std::vector<std::uint16_t> ports;

@@ -39,6 +39,10 @@ int default_workers();
 // unless `runtime` sets workers.
 std::string config_for(const std::vector<ServiceSpec>& services, const std::string& runtime = "");
 
+// `config` with an [admin] table listening on 127.0.0.1:port, plus `lines` in it.
+std::string with_admin(const std::string& config, std::uint16_t port,
+                       const std::string& lines = "");
+
 Fulcrum start_fulcrum(const std::vector<ServiceSpec>& services, const std::string& runtime = "",
                       std::optional<rlim_t> max_files = std::nullopt);
 

@@ -67,12 +67,6 @@ json backend_status(std::uint16_t port, std::size_t index) {
     return status_of(port)["services"][0]["backends"][index];
 }
 
-// `config` with an [admin] table listening on 127.0.0.1:port, plus `lines` in it.
-std::string with_admin(const std::string& config, std::uint16_t port,
-                       const std::string& lines = "") {
-    return config + "[admin]\nlisten = \"127.0.0.1:" + std::to_string(port) + "\"\n" + lines;
-}
-
 Fulcrum start_with_admin(const std::vector<ServiceSpec>& services, std::uint16_t admin,
                          const std::string& runtime = "", const std::string& admin_lines = "") {
     std::vector<std::uint16_t> ports{admin};

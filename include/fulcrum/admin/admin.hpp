@@ -6,6 +6,7 @@
 //   POST /backends/{service}/{backend}/enable  undoes drain
 //   GET  /healthz                              200 while serving, 503 once shutdown began
 // With admin.token set, every request needs "Authorization: Bearer <token>".
+// What a client may cost, token or not, is bounded by AdminHttp (admin_http.hpp).
 // It reads shared state only (drain and enable store one atomic flag): nothing it does
 // waits on, or makes wait, a worker.
 
@@ -17,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "fulcrum/admin/prometheus.hpp"
 #include "fulcrum/config/address.hpp"
 #include "fulcrum/config/config.hpp"
 #include "fulcrum/lb/service_state.hpp"

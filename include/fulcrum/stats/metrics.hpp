@@ -1,11 +1,11 @@
 #pragma once
-// Counters and their Prometheus exposition.
+// Counters of the data path and health checks.
 //
 // Hot counters cost the data path no shared write: every counter has one writer thread
 // (a worker, or the main loop for health checks) that adds with a relaxed load and store,
 // and a backend's or service's counters hold one slot per worker, each on its own cache
-// line. The admin thread reads with relaxed loads and sums the slots when scraped.
-// Rendering works on plain samples, so the text format is testable without sockets.
+// line. The admin thread reads with relaxed loads and sums the slots when scraped
+// (fulcrum/admin/prometheus.hpp).
 
 #include <algorithm>
 #include <array>
@@ -18,8 +18,6 @@
 #include <memory>
 #include <optional>
 #include <span>
-#include <string>
-#include <string_view>
 #include <vector>
 
 #include "fulcrum/config/config.hpp"
@@ -146,67 +144,7 @@ struct SpliceTraffic {
 };
 using SpliceCounters = PerWorker<SpliceTraffic>;
 
-// ---------------------------------------------------------------------------------------
-// What a scrape reads, as plain values.
-
-struct BackendSample {
-    std::string name;
-    std::uint64_t connections = 0;
-    std::uint64_t connect_failures = 0;
-    std::uint64_t retries = 0;
-    std::uint64_t bytes_sent = 0;
-    std::uint64_t bytes_received = 0;
-    std::uint64_t active = 0;
-    bool healthy = true;
-    bool drained = false;
-    HistogramSample session_duration;
-    std::optional<HistogramSample> check_duration;  // absent with health checks off
-};
-
-struct ServiceSample {
-    std::string name;
-    std::uint64_t accepted = 0;
-    std::uint64_t refused = 0;
-    std::uint64_t proxy_rejected = 0;
-    std::array<std::uint64_t, on_failure_count> no_backend{};  // indexed by OnFailure
-    std::vector<BackendSample> backends;
-};
-
-struct ProcessSample {
-    double uptime_seconds = 0;
-    std::optional<std::uint64_t> open_fds;  // absent where /proc is not readable
-    unsigned workers = 0;
-    std::uint64_t client_connections = 0;
-    std::uint64_t reloads = 0;
-    std::uint64_t reload_failures = 0;
-    std::uint64_t splice_bytes = 0;
-    std::uint64_t splice_transfers = 0;
-    std::uint64_t splice_pool_exhausted = 0;
-    std::uint64_t splice_pipes_in_use = 0;
-    std::uint64_t splice_pipes_idle = 0;
-};
-
-struct MetricsSample {
-    ProcessSample process;
-    std::vector<ServiceSample> services;
-};
-
-struct ServiceState;
-
-// Reads every counter of `services` (summing the workers' slots).
-std::vector<ServiceSample> sample_services(const std::vector<ServiceState>& services);
-
-// Adds every worker's splice counters to `process`.
-void sample_splice(const SpliceCounters& counters, ProcessSample& process);
-
 // Descriptors open in this process (/proc/self/fd), or nothing when it cannot be read.
 std::optional<std::uint64_t> count_open_fds();
-
-// The Prometheus text exposition format 0.0.4: HELP and TYPE before each family's
-// samples, label values escaped, histograms as cumulative buckets with +Inf, _sum, _count.
-std::string render_prometheus(const MetricsSample& sample);
-
-// A label value escaped for the text format: backslash, double quote and newline.
-std::string escape_label_value(std::string_view value);
 
 }  // namespace fulcrum

@@ -1,0 +1,77 @@
+#pragma once
+// The Prometheus exposition of the counters: a scrape samples them into plain values
+// (summing the workers' slots), and rendering works on those samples only, so the text
+// format is testable without sockets.
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fulcrum/config/config.hpp"
+#include "fulcrum/stats/metrics.hpp"
+
+namespace fulcrum {
+
+// What a scrape reads, as plain values.
+
+struct BackendSample {
+    std::string name;
+    std::uint64_t connections = 0;
+    std::uint64_t connect_failures = 0;
+    std::uint64_t retries = 0;
+    std::uint64_t bytes_sent = 0;
+    std::uint64_t bytes_received = 0;
+    std::uint64_t active = 0;
+    bool healthy = true;
+    bool drained = false;
+    HistogramSample session_duration;
+    std::optional<HistogramSample> check_duration;  // absent with health checks off
+};
+
+struct ServiceSample {
+    std::string name;
+    std::uint64_t accepted = 0;
+    std::uint64_t refused = 0;
+    std::uint64_t proxy_rejected = 0;
+    std::array<std::uint64_t, on_failure_count> no_backend{};  // indexed by OnFailure
+    std::vector<BackendSample> backends;
+};
+
+struct ProcessSample {
+    double uptime_seconds = 0;
+    std::optional<std::uint64_t> open_fds;  // absent where /proc is not readable
+    unsigned workers = 0;
+    std::uint64_t client_connections = 0;
+    std::uint64_t reloads = 0;
+    std::uint64_t reload_failures = 0;
+    std::uint64_t splice_bytes = 0;
+    std::uint64_t splice_transfers = 0;
+    std::uint64_t splice_pool_exhausted = 0;
+    std::uint64_t splice_pipes_in_use = 0;
+    std::uint64_t splice_pipes_idle = 0;
+};
+
+struct MetricsSample {
+    ProcessSample process;
+    std::vector<ServiceSample> services;
+};
+
+struct ServiceState;
+
+// Reads every counter of `services` (summing the workers' slots).
+std::vector<ServiceSample> sample_services(const std::vector<ServiceState>& services);
+
+// Adds every worker's splice counters to `process`.
+void sample_splice(const SpliceCounters& counters, ProcessSample& process);
+
+// The Prometheus text exposition format 0.0.4: HELP and TYPE before each family's
+// samples, label values escaped, histograms as cumulative buckets with +Inf, _sum, _count.
+std::string render_prometheus(const MetricsSample& sample);
+
+// A label value escaped for the text format: backslash, double quote and newline.
+std::string escape_label_value(std::string_view value);
+
+}  // namespace fulcrum

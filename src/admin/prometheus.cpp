@@ -1,0 +1,288 @@
+#include "fulcrum/admin/prometheus.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <initializer_list>
+#include <iterator>
+#include <utility>
+
+#include "fulcrum/lb/service_state.hpp"
+
+namespace fulcrum {
+
+namespace {
+
+using Label = std::pair<std::string_view, std::string_view>;
+using Labels = std::initializer_list<Label>;
+
+// Writes families in order: each one's HELP and TYPE, then all of its samples.
+class Exposition {
+public:
+    void family(std::string_view name, std::string_view type, std::string_view help) {
+        out_ += "# HELP ";
+        out_ += name;
+        out_ += ' ';
+        for (const char c : help) {  // HELP escapes backslash and newline only
+            if (c == '\\') {
+                out_ += "\\\\";
+            } else if (c == '\n') {
+                out_ += "\\n";
+            } else {
+                out_ += c;
+            }
+        }
+        fmt::format_to(std::back_inserter(out_), "\n# TYPE {} {}\n", name, type);
+    }
+
+    void sample(std::string_view name, Labels labels, std::string_view extra_label,
+                std::string_view extra_value, std::string_view value) {
+        out_ += name;
+        bool first = true;
+        auto label = [&](std::string_view key, std::string_view text) {
+            out_ += first ? '{' : ',';
+            first = false;
+            out_ += key;
+            out_ += "=\"";
+            out_ += escape_label_value(text);
+            out_ += '"';
+        };
+        for (const auto& [key, text] : labels) label(key, text);
+        if (!extra_label.empty()) label(extra_label, extra_value);
+        if (!first) out_ += '}';
+        out_ += ' ';
+        out_ += value;
+        out_ += '\n';
+    }
+    void sample(std::string_view name, Labels labels, std::uint64_t value) {
+        sample(name, labels, {}, {}, std::to_string(value));
+    }
+    void sample(std::string_view name, Labels labels, double value) {
+        sample(name, labels, {}, {}, number(value));
+    }
+
+    // Cumulative buckets with +Inf, then _sum and _count (the +Inf bucket's count, so
+    // the two always agree).
+    void histogram(std::string_view name, Labels labels, const HistogramSample& h) {
+        std::uint64_t cumulative = 0;
+        const std::string bucket = fmt::format("{}_bucket", name);
+        for (std::size_t i = 0; i < h.counts.size(); ++i) {
+            cumulative += h.counts[i];
+            const std::string bound = i < h.bounds.size() ? number(h.bounds[i]) : "+Inf";
+            sample(bucket, labels, "le", bound, std::to_string(cumulative));
+        }
+        sample(fmt::format("{}_sum", name), labels, h.sum_seconds);
+        sample(fmt::format("{}_count", name), labels, cumulative);
+    }
+
+    std::string take() { return std::move(out_); }
+
+private:
+    // Shortest text that reads back as the same double ("0.005", "1", "3600").
+    static std::string number(double value) {
+        if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
+        if (std::isnan(value)) return "NaN";
+        return fmt::format("{}", value);
+    }
+
+    std::string out_;
+};
+
+// Every backend counter and gauge: one name, one help text, one source (as in Envoy's
+// stat lists), so that the README table and the output cannot drift apart silently.
+struct BackendMetric {
+    std::string_view name;
+    std::string_view type;
+    std::string_view help;
+    std::uint64_t (*value)(const BackendSample&);
+};
+
+constexpr BackendMetric backend_metrics[] = {
+    {"fulcrum_backend_connections_total", "counter", "Connections established to the backend.",
+     [](const BackendSample& b) { return b.connections; }},
+    {"fulcrum_backend_connect_failures_total", "counter",
+     "Connects to the backend that were refused or timed out.",
+     [](const BackendSample& b) { return b.connect_failures; }},
+    {"fulcrum_backend_retries_total", "counter",
+     "Connects to the backend made after another backend failed for the same client.",
+     [](const BackendSample& b) { return b.retries; }},
+    {"fulcrum_backend_bytes_sent_total", "counter",
+     "Bytes read from clients and forwarded to the backend.",
+     [](const BackendSample& b) { return b.bytes_sent; }},
+    {"fulcrum_backend_bytes_received_total", "counter",
+     "Bytes read from the backend and forwarded to clients.",
+     [](const BackendSample& b) { return b.bytes_received; }},
+    {"fulcrum_backend_active_connections", "gauge",
+     "Sessions holding a connection (or a connect in progress) to the backend.",
+     [](const BackendSample& b) { return b.active; }},
+    {"fulcrum_backend_healthy", "gauge",
+     "1 when active and passive health checks let the backend take connections, else 0.",
+     [](const BackendSample& b) { return std::uint64_t{b.healthy}; }},
+    {"fulcrum_backend_drained", "gauge",
+     "1 when the backend was drained through the admin endpoint, else 0.",
+     [](const BackendSample& b) { return std::uint64_t{b.drained}; }},
+};
+
+}  // namespace
+
+std::string escape_label_value(std::string_view value) {
+    std::string out;
+    out.reserve(value.size());
+    for (const char c : value) {
+        switch (c) {
+            case '\\':
+                out += "\\\\";
+                break;
+            case '"':
+                out += "\\\"";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            default:
+                out += c;
+        }
+    }
+    return out;
+}
+
+std::string render_prometheus(const MetricsSample& sample) {
+    Exposition out;
+    const ProcessSample& process = sample.process;
+    out.family("fulcrum_uptime_seconds", "gauge", "Seconds since fulcrum started.");
+    out.sample("fulcrum_uptime_seconds", {}, process.uptime_seconds);
+    if (process.open_fds) {
+        out.family("fulcrum_open_fds", "gauge", "Open file descriptors of the process.");
+        out.sample("fulcrum_open_fds", {}, *process.open_fds);
+    }
+    out.family("fulcrum_workers", "gauge", "Worker threads (event loops).");
+    out.sample("fulcrum_workers", {}, std::uint64_t{process.workers});
+    out.family("fulcrum_client_connections", "gauge",
+               "Open client connections across all services.");
+    out.sample("fulcrum_client_connections", {}, process.client_connections);
+    out.family("fulcrum_reloads_total", "counter", "Configuration reloads (SIGHUP) applied.");
+    out.sample("fulcrum_reloads_total", {}, process.reloads);
+    out.family("fulcrum_reload_failures_total", "counter",
+               "Configuration reloads rejected; the previous configuration kept running.");
+    out.sample("fulcrum_reload_failures_total", {}, process.reload_failures);
+    out.family("fulcrum_splice_bytes_total", "counter",
+               "Bytes forwarded with splice (zero-copy), either way; also counted in the "
+               "backend byte counters.");
+    out.sample("fulcrum_splice_bytes_total", {}, process.splice_bytes);
+    out.family("fulcrum_splice_transfers_total", "counter",
+               "Times a direction of a session switched from copying to splice.");
+    out.sample("fulcrum_splice_transfers_total", {}, process.splice_transfers);
+    out.family("fulcrum_splice_pool_exhausted_total", "counter",
+               "Bulk reads that stayed on the copy path because runtime.splice_pipes were all "
+               "in use.");
+    out.sample("fulcrum_splice_pool_exhausted_total", {}, process.splice_pool_exhausted);
+    out.family("fulcrum_splice_pipes_in_use", "gauge",
+               "Pipes holding a session's bytes, or about to, right now.");
+    out.sample("fulcrum_splice_pipes_in_use", {}, process.splice_pipes_in_use);
+    out.family("fulcrum_splice_pipes_idle", "gauge", "Empty pipes kept open for reuse.");
+    out.sample("fulcrum_splice_pipes_idle", {}, process.splice_pipes_idle);
+
+    out.family("fulcrum_service_accepted_total", "counter",
+               "Client connections accepted and served.");
+    for (const ServiceSample& s : sample.services) {
+        out.sample("fulcrum_service_accepted_total", {{"service", s.name}}, s.accepted);
+    }
+    out.family("fulcrum_service_refused_total", "counter",
+               "Client connections closed at once because runtime.max_connections was reached.");
+    for (const ServiceSample& s : sample.services) {
+        out.sample("fulcrum_service_refused_total", {{"service", s.name}}, s.refused);
+    }
+    out.family("fulcrum_service_proxy_rejected_total", "counter",
+               "Client connections closed for a missing, malformed or late PROXY header, or "
+               "a peer not in proxy_trusted.");
+    for (const ServiceSample& s : sample.services) {
+        out.sample("fulcrum_service_proxy_rejected_total", {{"service", s.name}}, s.proxy_rejected);
+    }
+    out.family("fulcrum_service_no_backend_total", "counter",
+               "Client connections no backend could take, by the on_failure action applied.");
+    for (const ServiceSample& s : sample.services) {
+        for (std::size_t action = 0; action < on_failure_count; ++action) {
+            const std::string_view name = to_string(static_cast<OnFailure>(action));
+            out.sample("fulcrum_service_no_backend_total",
+                       {{"service", s.name}, {"on_failure", name}}, s.no_backend[action]);
+        }
+    }
+
+    for (const BackendMetric& metric : backend_metrics) {
+        out.family(metric.name, metric.type, metric.help);
+        for (const ServiceSample& s : sample.services) {
+            for (const BackendSample& b : s.backends) {
+                out.sample(metric.name, {{"service", s.name}, {"backend", b.name}},
+                           metric.value(b));
+            }
+        }
+    }
+    out.family("fulcrum_backend_session_duration_seconds", "histogram",
+               "Duration of the sessions that held a connection to the backend, from accept "
+               "to close.");
+    for (const ServiceSample& s : sample.services) {
+        for (const BackendSample& b : s.backends) {
+            out.histogram("fulcrum_backend_session_duration_seconds",
+                          {{"service", s.name}, {"backend", b.name}}, b.session_duration);
+        }
+    }
+    out.family("fulcrum_backend_health_check_duration_seconds", "histogram",
+               "Duration of active health probes, whatever their result.");
+    for (const ServiceSample& s : sample.services) {
+        for (const BackendSample& b : s.backends) {
+            if (!b.check_duration) continue;
+            out.histogram("fulcrum_backend_health_check_duration_seconds",
+                          {{"service", s.name}, {"backend", b.name}}, *b.check_duration);
+        }
+    }
+    return out.take();
+}
+
+std::vector<ServiceSample> sample_services(const std::vector<ServiceState>& services) {
+    std::vector<ServiceSample> samples;
+    samples.reserve(services.size());
+    for (const ServiceState& service : services) {
+        ServiceSample& s = samples.emplace_back();
+        s.name = service.config->name;
+        service.counters->for_each([&s](const ServiceTraffic& t) {
+            s.accepted += t.accepted.value();
+            s.refused += t.refused.value();
+            s.proxy_rejected += t.proxy_rejected.value();
+            for (std::size_t i = 0; i < on_failure_count; ++i)
+                s.no_backend[i] += t.no_backend[i].value();
+        });
+        for (const PoolMember& member : service.pool->members) {
+            const Backend* backend = member.backend.get();
+            BackendSample& b = s.backends.emplace_back();
+            b.name = member.config.name;
+            backend->traffic.for_each([&b](const BackendTraffic& t) {
+                b.connections += t.connections.value();
+                b.connect_failures += t.connect_failures.value();
+                b.retries += t.retries.value();
+                b.bytes_sent += t.bytes_sent.value();
+                b.bytes_received += t.bytes_received.value();
+                t.session_duration.add_to(b.session_duration);
+            });
+            b.active = static_cast<std::uint64_t>(
+                std::max(0, backend->active.load(std::memory_order_relaxed)));
+            b.healthy = backend->passes_checks();
+            b.drained = backend->drained.load(std::memory_order_relaxed);
+            if (service.config->health.enabled) {
+                backend->check_duration.add_to(b.check_duration.emplace());
+            }
+        }
+    }
+    return samples;
+}
+
+void sample_splice(const SpliceCounters& counters, ProcessSample& process) {
+    counters.for_each([&process](const SpliceTraffic& t) {
+        process.splice_bytes += t.bytes.value();
+        process.splice_transfers += t.transfers.value();
+        process.splice_pool_exhausted += t.pool_exhausted.value();
+        process.splice_pipes_in_use += t.pipes_in_use.value();
+        process.splice_pipes_idle += t.pipes_idle.value();
+    });
+}
+
+}  // namespace fulcrum
