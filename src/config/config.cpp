@@ -37,7 +37,7 @@ Config load_config_file(const std::string& path) {
 
 Config load_config_text(std::string_view text, const std::string& source_name) {
     const config_reader::Value root = config_reader::parse(text, source_name);
-    config_reader::Errors errors;
+    config_reader::Errors errors(source_name);
     Config config;
     config.source = source_name;
     config_reader::Section section(errors, root, "");
