@@ -14,11 +14,14 @@
 #include "fulcrum/config/config.hpp"
 #include "fulcrum/config/reader.hpp"
 
+#include "../support/repeated.hpp"
+
 using namespace fulcrum;
 using namespace std::chrono_literals;
 using Catch::Matchers::Contains;
 using Errors = std::vector<std::string>;
 using config_reader::max_config_size;
+using fulcrum::test::repeated;
 
 namespace {
 
@@ -871,13 +874,6 @@ address = "127.0.0.1:3001"
 // ---- hostile inputs: rejected with a location before they can crash or stall the parser ----
 
 namespace {
-
-std::string repeated(std::string_view part, std::size_t count) {
-    std::string out;
-    out.reserve(part.size() * count);
-    for (std::size_t i = 0; i < count; ++i) out += part;
-    return out;
-}
 
 // `minimal` with `line` added to its backend table, as line 6.
 std::string minimal_with(std::string_view line) {
