@@ -70,10 +70,10 @@ struct ShapeError {
     std::string message;
 };
 
-// Walks TOML text the way toml11's lexer splits it (strings of all four kinds, comments)
-// and measures what makes toml11 slow or deep: nesting and values per long line. It
-// never rejects less than toml11 would recurse into: every '[' and '{' outside strings
-// and comments counts, and anything toml11 would refuse stops its parse anyway.
+// Walks TOML text as toml11's lexer splits it (strings of the four kinds, comments) and
+// measures what makes toml11 deep or slow: nesting, and values on long lines. Where the
+// text is not TOML it may count more than toml11 reads, never less: toml11 stops at the
+// first error.
 class ShapeCheck {
 public:
     explicit ShapeCheck(std::string_view text) : text_(text) {}
@@ -172,7 +172,19 @@ private:
                                  max_nesting)};
     }
 
+    // A newline outside strings: a key or header may start.
     void end_line() {
+        count_line();
+        if (open_.empty()) {
+            if (header_) table_depth_ = key_parts_ + 1;
+            header_ = false;
+            in_key_ = true;
+            key_parts_ = 0;
+        }
+    }
+
+    // Adds the line ending at `at_` to the work of the file.
+    void count_line() {
         const std::size_t end = std::min(at_, text_.size());
         const std::uint64_t length = end - line_start_;
         const std::uint64_t line_work = (line_values_ + 1) * length;
@@ -185,12 +197,6 @@ private:
         }
         line_start_ = end + 1;
         line_values_ = 0;
-        if (open_.empty()) {
-            if (header_) table_depth_ = key_parts_ + 1;
-            header_ = false;
-            in_key_ = true;
-            key_parts_ = 0;
-        }
     }
 
     // Skips a string starting at `at_` with `quote`, as toml11's lexer reads it: three
@@ -203,12 +209,13 @@ private:
         while (at_ < text_.size()) {
             const char c = text_[at_];
             if (c == '\\' && quote == '"') {
-                at_ += 2;
+                // The escaped character, unless it is a newline (counted below).
+                at_ += at_ + 1 < text_.size() && text_[at_ + 1] != '\n' ? 2 : 1;
                 continue;
             }
             if (c == '\n') {
                 if (!multi_line) return;
-                end_line();
+                count_line();
             } else if (c == quote) {
                 if (!multi_line) {
                     ++at_;
