@@ -97,11 +97,11 @@ public:
         end_line();
         if (work_ <= max_line_work) return std::nullopt;
         return ShapeError{
-            worst_line_start_,
+            worst_line_.start,
             fmt::format("{} values or key parts in a line of {} bytes; toml11's time grows with "
                         "values times line length, and this file's lines add up to too much: "
                         "put long arrays one value or a few per line",
-                        worst_line_values_, worst_line_length_)};
+                        worst_line_.values, worst_line_.length)};
     }
 
 private:
@@ -130,15 +130,15 @@ private:
                 break;
             case '=':
                 in_key_ = false;
-                ++line_values_;
+                ++line_.values;
                 break;
             case ',':
                 in_key_ = !open_.empty() && open_.back().kind == Kind::inline_table;
                 if (in_key_) key_parts_ = 0;
-                ++line_values_;
+                ++line_.values;
                 break;
             case '.':
-                ++line_values_;
+                ++line_.values;
                 if (in_key_) {
                     ++key_parts_;
                     if (depth() > max_nesting) return too_deep();
@@ -151,7 +151,7 @@ private:
     }
 
     std::optional<ShapeError> push(Kind kind) {
-        ++line_values_;
+        ++line_.values;
         open_.push_back({kind, depth() + 1});
         if (open_.back().depth > max_nesting) return too_deep();
         in_key_ = kind == Kind::inline_table;
@@ -186,17 +186,14 @@ private:
     // Adds the line ending at `at_` to the work of the file.
     void count_line() {
         const std::size_t end = std::min(at_, text_.size());
-        const std::uint64_t length = end - line_start_;
-        const std::uint64_t line_work = (line_values_ + 1) * length;
+        line_.length = end - line_.start;
+        const std::uint64_t line_work = (line_.values + 1) * line_.length;
         work_ += line_work;
         if (line_work > worst_line_work_) {
             worst_line_work_ = line_work;
-            worst_line_start_ = line_start_;
-            worst_line_values_ = line_values_;
-            worst_line_length_ = length;
+            worst_line_ = line_;
         }
-        line_start_ = end + 1;
-        line_values_ = 0;
+        line_ = {.start = end + 1, .values = 0, .length = 0};
     }
 
     // Skips a string starting at `at_` with `quote`, as toml11's lexer reads it: three
@@ -242,13 +239,15 @@ private:
     std::size_t key_parts_ = 0;    // dots so far in the key being read
     std::size_t table_depth_ = 0;  // parts of the last [header]
 
-    std::size_t line_start_ = 0;
-    std::uint64_t line_values_ = 0;
-    std::uint64_t work_ = 0;
+    struct Line {
+        std::size_t start = 0;
+        std::uint64_t values = 0;  // separators toml11 reads a value or key part after
+        std::uint64_t length = 0;  // known at its end
+    };
+    Line line_;
+    Line worst_line_;
     std::uint64_t worst_line_work_ = 0;
-    std::size_t worst_line_start_ = 0;
-    std::uint64_t worst_line_values_ = 0;
-    std::uint64_t worst_line_length_ = 0;
+    std::uint64_t work_ = 0;
 };
 
 // A descriptor closed with its scope.
