@@ -45,7 +45,8 @@ int main(int argc, char** argv) {
         config = config_path.empty() ? fulcrum::default_config()
                                      : fulcrum::load_config_file(config_path);
     } catch (const fulcrum::ConfigError& e) {
-        for (const std::string& line : e.errors()) std::fprintf(stderr, "%s\n", line.c_str());
+        // One write for every line: a hostile file can have 100,000 errors.
+        std::fprintf(stderr, "%s\n", e.what());
         return exit_config_error;
     }
     if (!log_level.empty()) config.log.level = log_level;

@@ -2,18 +2,26 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "fulcrum/config/config.hpp"
+#include "fulcrum/config/reader.hpp"
+
+#include "../support/repeated.hpp"
 
 using namespace fulcrum;
 using namespace std::chrono_literals;
 using Catch::Matchers::Contains;
 using Errors = std::vector<std::string>;
+using config_reader::max_config_size;
+using fulcrum::test::repeated;
 
 namespace {
 
@@ -861,4 +869,105 @@ send_proxy = true
 address = "127.0.0.1:3001"
 )") == "t.toml:5:14: service[0].health.send_proxy: needs send_proxy on the service or a "
        "backend");
+}
+
+// ---- hostile inputs: rejected with a location before they can crash or stall the parser ----
+
+namespace {
+
+// `minimal` with `line` added to its backend table, as line 6.
+std::string minimal_with(std::string_view line) {
+    return std::string(minimal) + std::string(line) + "\n";
+}
+
+}  // namespace
+
+TEST_CASE("deep nesting is rejected at the level that crosses the limit", "[config][hostile]") {
+    const std::string too_deep =
+        "nested deeper than 64 levels (arrays, inline tables and the parts of dotted keys count "
+        "one each)";
+    // 10,000 arrays and 5,000 inline tables overflowed the parser's stack.
+    CHECK(error_of(minimal_with("x = " + repeated("[", 10000) + repeated("]", 10000))) ==
+          "t.toml:6:67: " + too_deep);
+    CHECK(error_of(minimal_with("x = " + repeated("{a = ", 5000) + repeated("}", 5000))) ==
+          "t.toml:6:315: " + too_deep);
+    CHECK(error_of(minimal_with(repeated("a.", 100) + "a = 1")) == "t.toml:6:126: " + too_deep);
+    CHECK(error_of(std::string(minimal) + "[" + repeated("a.", 100) + "a]\n") ==
+          "t.toml:6:131: " + too_deep);
+    // A multi-line string closed by five quotes does not hide the brackets after it.
+    CHECK(error_of(minimal_with("x = [\"\"\"a\"\"\"\"\", " + repeated("[", 100) +
+                                repeated("]", 101))) == "t.toml:6:78: " + too_deep);
+}
+
+TEST_CASE("nesting within the limit, and brackets in strings and comments, are fine",
+          "[config][hostile]") {
+    CHECK(error_of(minimal_with("x = " + repeated("[", 62) + repeated("]", 62))) ==
+          "t.toml:6:5: service[0].backend[0].x: unknown key; valid keys here: address, name, "
+          "send_proxy, weight");
+    const std::string brackets = repeated("[{", 100);
+    for (const std::string& line :
+         {"name = \"" + brackets + "\"", "name = '" + brackets + "'",
+          "name = '''" + brackets + "'''", "name = \"\"\"\\\"" + brackets + "\"\"\"",
+          "name = \"n\" # " + brackets}) {
+        INFO(line);
+        CHECK_NOTHROW(load(minimal_with(line)));
+    }
+}
+
+TEST_CASE("a file over the size limit is rejected where it crosses the limit",
+          "[config][hostile]") {
+    const std::string line = "# " + repeated("x", 1021) + "\n";  // 1 KiB
+    const std::string text = repeated(line, max_config_size / line.size()) + "# one more byte";
+    REQUIRE(text.size() == max_config_size + 15);
+    CHECK(error_of(text) ==
+          "t.toml:1025:1: larger than 1048576 bytes, the limit for a "
+          "configuration file");
+
+    const TempFile file(text);
+    try {
+        load_config_file(file.path());
+        FAIL("no error");
+    } catch (const ConfigError& e) {
+        CHECK(e.errors() == Errors{file.path() + ":1025:1: larger than 1048576 bytes, the "
+                                                 "limit for a configuration file"});
+    }
+}
+
+TEST_CASE("an endless file is read only up to the limit", "[config][hostile]") {
+    try {
+        load_config_file("/dev/zero");
+        FAIL("no error");
+    } catch (const ConfigError& e) {
+        CHECK(e.errors() ==
+              Errors{"/dev/zero:1:1048577: larger than 1048576 bytes, the limit for a "
+                     "configuration file"});
+    }
+}
+
+TEST_CASE("many values on long lines are rejected, the same values on short lines load",
+          "[config][hostile]") {
+    std::string entries;
+    for (int i = 0; i < 10000; ++i) {
+        entries += fmt::format("\"10.{}.{}.{}\",\n", i >> 16, (i >> 8) & 255, i & 255);
+    }
+    const std::string service =
+        "[[service]]\nname = \"web\"\nlisten = \"127.0.0.1:8080\"\n"
+        "accept_proxy = true\nproxy_trusted = [\n";
+    const std::string backend = "]\n[[service.backend]]\naddress = \"127.0.0.1:3001\"\n";
+    CHECK(load(service + entries + backend).services.at(0).proxy_trusted.size() == 10000);
+
+    std::string one_line = entries;
+    std::replace(one_line.begin(), one_line.end(), '\n', ' ');
+    CHECK(error_of(service + one_line + backend) ==
+          "t.toml:6:1: 10000 values or key parts in a line of 143125 bytes; toml11's time grows "
+          "with values times line length, and this file's lines add up to too much: put long "
+          "arrays one value or a few per line");
+}
+
+TEST_CASE("an unknown key far longer than any valid key lists the valid keys",
+          "[config][hostile]") {
+    const std::string key(max_config_size / 2, 'k');
+    CHECK(error_of(minimal_with(key + " = 1")) ==
+          "t.toml:6:" + std::to_string(key.size() + 4) + ": service[0].backend[0]." + key +
+              ": unknown key; valid keys here: address, name, send_proxy, weight");
 }

@@ -1,0 +1,405 @@
+#include "fulcrum/config/schema.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstdio>
+#include <iterator>
+#include <limits>
+#include <map>
+#include <tuple>
+#include <utility>
+
+#include <fmt/format.h>
+
+namespace fulcrum {
+namespace {
+
+using config_reader::expect_type;
+using config_reader::Invalid;
+using config_reader::Need;
+using config_reader::Outcome;
+using config_reader::Section;
+using config_reader::type_name;
+using config_reader::Value;
+
+// ---------------------------------------------------------------------------------------
+// Valid values of the enumerated keys, each list kept in one place.
+
+template <typename Enum>
+struct Choice {
+    std::string_view name;
+    Enum value;
+};
+
+constexpr std::array<Choice<StrategyKind>, 4> strategy_choices{{
+    {"round-robin", StrategyKind::round_robin},
+    {"least-connections", StrategyKind::least_connections},
+    {"random-two", StrategyKind::random_two},
+    {"source-hash", StrategyKind::source_hash},
+}};
+
+constexpr std::array<Choice<OnFailure>, 3> on_failure_choices{{
+    {"close", OnFailure::close},
+    {"reset", OnFailure::reset},
+    {"http-502", OnFailure::http_502},
+}};
+
+constexpr std::array<Choice<AllUnhealthy>, 2> all_unhealthy_choices{{
+    {"refuse", AllUnhealthy::refuse},
+    {"fail-open", AllUnhealthy::fail_open},
+}};
+
+constexpr std::array<Choice<std::optional<ProxyVersion>>, 3> send_proxy_choices{{
+    {"off", std::nullopt},
+    {"v1", ProxyVersion::v1},
+    {"v2", ProxyVersion::v2},
+}};
+
+// The level names spdlog understands.
+constexpr std::array<std::string_view, 7> log_levels{"trace", "debug",    "info", "warn",
+                                                     "error", "critical", "off"};
+
+template <typename Enum, std::size_t N>
+std::string_view name_of(const std::array<Choice<Enum>, N>& choices, Enum value) {
+    for (const auto& choice : choices) {
+        if (choice.value == value) return choice.name;
+    }
+    return "unknown";
+}
+// ---------------------------------------------------------------------------------------
+// Converters: TOML value -> configuration value, throwing Invalid with the reason.
+
+std::string to_string_value(const Value& value) {
+    expect_type(value, toml::value_t::string);
+    return value.as_string().str;
+}
+
+bool to_bool(const Value& value) {
+    expect_type(value, toml::value_t::boolean);
+    return value.as_boolean();
+}
+
+std::string to_name(const Value& value) {
+    std::string name = to_string_value(value);
+    if (name.empty()) throw Invalid("must not be empty");
+    return name;
+}
+
+template <typename Int>
+auto integer_in_range(std::int64_t min, std::int64_t max) {
+    // The tighter of `max` and what Int can hold.
+    const std::int64_t limit = std::cmp_less(std::numeric_limits<Int>::max(), max)
+                                   ? static_cast<std::int64_t>(std::numeric_limits<Int>::max())
+                                   : max;
+    return [min, limit](const Value& value) {
+        expect_type(value, toml::value_t::integer);
+        const std::int64_t number = value.as_integer();
+        if (number < min) throw Invalid(fmt::format("must be at least {}", min));
+        if (number > limit) throw Invalid(fmt::format("must be at most {}", limit));
+        return static_cast<Int>(number);
+    };
+}
+
+template <typename Int>
+auto integer_at_least(std::int64_t min) {
+    return integer_in_range<Int>(min, std::numeric_limits<std::int64_t>::max());
+}
+
+// Throws Invalid listing the valid values.
+template <typename Names>
+[[noreturn]] void throw_unknown_value(std::string_view text, const Names& names) {
+    std::string list;
+    for (const std::string_view name : names) {
+        fmt::format_to(std::back_inserter(list), "{}\"{}\"", list.empty() ? "" : ", ", name);
+    }
+    throw Invalid(fmt::format("unknown value \"{}\"; valid values: {}", text, list));
+}
+
+template <std::size_t N>
+auto one_of(const std::array<std::string_view, N>& names) {
+    return [&names](const Value& value) {
+        std::string text = to_string_value(value);
+        if (std::find(names.begin(), names.end(), text) == names.end()) {
+            throw_unknown_value(text, names);
+        }
+        return text;
+    };
+}
+
+template <typename Enum, std::size_t N>
+auto one_of(const std::array<Choice<Enum>, N>& choices) {
+    return [&choices](const Value& value) {
+        const std::string text = to_string_value(value);
+        std::array<std::string_view, N> names;
+        for (std::size_t i = 0; i < N; ++i) {
+            if (choices[i].name == text) return choices[i].value;
+            names[i] = choices[i].name;
+        }
+        throw_unknown_value(text, names);
+    };
+}
+
+Duration to_duration(const Value& value) {
+    if (!value.is_string()) {
+        throw Invalid(fmt::format("expected a duration string such as \"2s\", got {}",
+                                  type_name(value.type())));
+    }
+    const std::string& text = value.as_string().str;
+    if (const auto duration = parse_duration(text)) return *duration;
+    if (!text.empty() &&
+        std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        throw Invalid(fmt::format(
+            "\"{}\" has no unit; a unit is required (ms, s, m or h), e.g. \"{}s\"", text, text));
+    }
+    throw Invalid(
+        fmt::format("\"{}\" is not a valid duration; write <number><unit> parts with "
+                    "units ms, s, m or h, e.g. \"250ms\", \"2s\", \"1m30s\"",
+                    text));
+}
+
+Duration to_positive_duration(const Value& value) {
+    const Duration duration = to_duration(value);
+    if (duration <= Duration::zero()) throw Invalid("must be greater than 0");
+    return duration;
+}
+
+// `parse` (parse_address, parse_cidr) applied to a string value; its AddressError, which
+// says what is wrong, becomes the error of the key.
+template <typename Parse>
+auto parsed_with(const Value& value, Parse parse) {
+    const std::string text = to_string_value(value);
+    try {
+        return parse(text);
+    } catch (const AddressError& error) {
+        throw Invalid(error.what());
+    }
+}
+
+// A listening address: port 0 (any free port) is allowed.
+Address to_address(const Value& value) {
+    return parsed_with(value, parse_address);
+}
+
+Address to_backend_address(const Value& value) {
+    Address address = to_address(value);
+    if (address.port() == 0) throw Invalid("port 0 is not allowed for a backend (use 1-65535)");
+    return address;
+}
+
+Cidr to_cidr(const Value& value) {
+    return parsed_with(value, parse_cidr);
+}
+
+// An HTTP status range, "200-399", or one status, "200".
+std::pair<int, int> to_status_range(const Value& value) {
+    const std::string text = to_string_value(value);
+    int low = 0;
+    int high = 0;
+    char dash = 0;
+    char extra = 0;
+    const int fields = std::sscanf(text.c_str(), "%d%c%d%c", &low, &dash, &high, &extra);
+    if (fields == 1) high = low;
+    const bool well_formed = fields == 1 || (fields == 3 && dash == '-');
+    if (!well_formed || low < 100 || high > 599 || low > high) {
+        throw Invalid(
+            fmt::format("\"{}\" is not a status range; write e.g. \"200-399\" or "
+                        "\"200\" (statuses 100-599)",
+                        text));
+    }
+    return {low, high};
+}
+
+unsigned to_workers(const Value& value) {
+    if (value.is_string() && value.as_string().str == "auto") return 0;
+    if (!value.is_integer()) {
+        throw Invalid(fmt::format("expected \"auto\" or an integer of at least 1, got {}",
+                                  value.is_string() ? fmt::format("\"{}\"", value.as_string().str)
+                                                    : std::string(type_name(value.type()))));
+    }
+    return integer_at_least<unsigned>(1)(value);
+}
+
+// The path of the health request, written verbatim into the request line.
+std::string to_http_path(const Value& value) {
+    std::string path = to_string_value(value);
+    if (!path.starts_with('/')) throw Invalid("must start with '/'");
+    if (std::any_of(path.begin(), path.end(),
+                    [](unsigned char c) { return c <= ' ' || c == 0x7f; })) {
+        throw Invalid("must not contain spaces or control characters");
+    }
+    return path;
+}
+
+// A secret sent as "Authorization: Bearer <token>": visible ASCII, so that it fits an HTTP
+// header as written.
+std::string to_bearer_token(const Value& value) {
+    std::string token = to_name(value);
+    if (std::any_of(token.begin(), token.end(),
+                    [](unsigned char c) { return c <= ' ' || c >= 0x7f; })) {
+        throw Invalid("must be visible ASCII characters only (no spaces or control characters)");
+    }
+    return token;
+}
+// Records that `owner` uses `value`; reports `key` of `section` when another owner has it.
+using Owners = std::map<std::string, std::string>;
+void claim(Owners& owners, const std::string& value, std::string_view what, Section& section,
+           std::string_view key, const std::string& owner) {
+    const auto [it, inserted] = owners.emplace(value, owner);
+    if (!inserted) {
+        section.error(
+            key, fmt::format("duplicate {} '{}'; already used by {}", what, value, it->second));
+    }
+}
+
+void read_log(Section& section, LogConfig& log) {
+    section.read("level", log.level, one_of(log_levels));
+    section.read("access_log", log.access_log, to_bool);
+}
+
+void read_admin(Section& section, AdminConfig& admin) {
+    section.read("listen", admin.listen, to_address);
+    section.read("token", admin.token, to_bearer_token);
+}
+
+void read_runtime(Section& section, RuntimeConfig& runtime) {
+    section.read("workers", runtime.workers, to_workers);
+    section.read("max_connections", runtime.max_connections, integer_at_least<std::size_t>(1));
+    section.read("shutdown_timeout", runtime.shutdown_timeout, to_duration);
+    section.read("splice_pipes", runtime.splice_pipes, integer_at_least<std::size_t>(0));
+}
+
+void read_health(Section& section, HealthConfig& health) {
+    section.read("enabled", health.enabled, to_bool);
+    section.read("path", health.path, to_http_path);
+    const Outcome interval = section.read("interval", health.interval, to_positive_duration);
+    const Outcome timeout = section.read("timeout", health.timeout, to_positive_duration);
+    section.read("rise", health.rise, integer_at_least<int>(1));
+    section.read("fall", health.fall, integer_at_least<int>(1));
+    std::pair<int, int> expect{health.expect_status_min, health.expect_status_max};
+    section.read("expect_status", expect, to_status_range);
+    std::tie(health.expect_status_min, health.expect_status_max) = expect;
+    section.read("host", health.host, to_name);
+    section.read("port", health.port, integer_in_range<int>(1, 65535));
+    section.read("all_unhealthy", health.all_unhealthy, one_of(all_unhealthy_choices));
+    section.read("send_proxy", health.send_proxy, to_bool);
+
+    // A probe must end before the next one starts. Blame the key the user wrote.
+    if (interval == Outcome::invalid || timeout == Outcome::invalid) return;
+    if (health.timeout < health.interval) return;
+    if (timeout == Outcome::valid) {
+        section.error("timeout", fmt::format("must be less than interval ({})",
+                                             format_duration(health.interval)));
+    } else {
+        section.error("interval", fmt::format("must be greater than timeout ({}, the default)",
+                                              format_duration(health.timeout)));
+    }
+}
+
+void read_passive(Section& section, PassiveConfig& passive) {
+    section.read("enabled", passive.enabled, to_bool);
+    section.read("max_failures", passive.max_failures, integer_at_least<int>(1));
+    section.read("window", passive.window, to_positive_duration);
+    section.read("cooldown", passive.cooldown, to_positive_duration);
+}
+
+BackendConfig read_backend(Section& section, const ServiceConfig& service) {
+    BackendConfig backend;
+    backend.send_proxy = service.send_proxy;
+    section.read("send_proxy", backend.send_proxy, one_of(send_proxy_choices));
+    section.read("address", backend.address, to_backend_address, Need::required);
+    if (section.read("name", backend.name, to_name) == Outcome::absent) {
+        backend.name = backend.address.text;
+    }
+    section.read("weight", backend.weight, integer_at_least<int>(1));
+    return backend;
+}
+
+ServiceConfig read_service(Section& section) {
+    ServiceConfig service;
+    section.read("name", service.name, to_name, Need::required);
+    section.read("listen", service.listen, to_address, Need::required);
+    section.read("strategy", service.strategy, one_of(strategy_choices));
+    section.read("connect_timeout", service.connect_timeout, to_positive_duration);
+    section.read("idle_timeout", service.idle_timeout, to_positive_duration);
+    section.read("retries", service.retries, integer_at_least<int>(0));
+    section.read("on_failure", service.on_failure, one_of(on_failure_choices));
+    section.read("send_proxy", service.send_proxy, one_of(send_proxy_choices));
+    section.read("accept_proxy", service.accept_proxy, to_bool);
+    const Outcome trusted = section.read_list("proxy_trusted", service.proxy_trusted, to_cidr);
+    if (trusted != Outcome::absent && !service.accept_proxy) {
+        section.error("proxy_trusted", "needs accept_proxy = true");
+    }
+    section.read("proxy_timeout", service.proxy_timeout, to_positive_duration);
+    if (section.find("proxy_timeout") != nullptr && !service.accept_proxy) {
+        section.error("proxy_timeout", "needs accept_proxy = true");
+    }
+
+    Owners backend_names;
+    section.required_tables("backend", [&](Section& item) {
+        BackendConfig backend = read_backend(item, service);
+        if (!backend.name.empty()) {
+            // A defaulted name is the address: blame the key the user wrote.
+            const std::string_view key = item.find("name") != nullptr ? "name" : "address";
+            claim(backend_names, backend.name, "backend name", item, key, item.path());
+        }
+        service.backends.push_back(std::move(backend));
+    });
+    // After the backends, whose send_proxy health.send_proxy depends on.
+    section.table("health", [&](Section& health) {
+        read_health(health, service.health);
+        const bool any_send_proxy =
+            std::any_of(service.backends.begin(), service.backends.end(),
+                        [](const BackendConfig& backend) { return backend.send_proxy; });
+        if (service.health.send_proxy && !any_send_proxy) {
+            health.error("send_proxy", "needs send_proxy on the service or a backend");
+        }
+    });
+    section.table("passive", [&](Section& passive) { read_passive(passive, service.passive); });
+    return service;
+}
+
+}  // namespace
+
+std::string_view to_string(OnFailure v) {
+    return name_of(on_failure_choices, v);
+}
+std::string_view to_string(AllUnhealthy v) {
+    return name_of(all_unhealthy_choices, v);
+}
+std::string_view to_string(StrategyKind v) {
+    return name_of(strategy_choices, v);
+}
+std::string_view to_string(std::optional<ProxyVersion> v) {
+    return name_of(send_proxy_choices, v);
+}
+
+namespace config_schema {
+
+void read_config(Section& root, Config& config) {
+    root.table("log", [&](Section& section) { read_log(section, config.log); });
+    root.table("admin", [&](Section& section) { read_admin(section, config.admin); });
+    root.table("runtime", [&](Section& section) { read_runtime(section, config.runtime); });
+
+    // Listen addresses compared in numeric form, so "localhost:80" meets "127.0.0.1:80".
+    // Port 0 asks for any free port and never collides.
+    Owners listeners;
+    if (config.admin.listen && config.admin.listen->port() != 0) {
+        listeners.emplace(config.admin.listen->numeric(), "admin.listen");
+    }
+    Owners service_names;
+    root.required_tables("service", [&](Section& section) {
+        ServiceConfig service = read_service(section);
+        if (!service.name.empty()) {
+            claim(service_names, service.name, "service name", section, "name", section.path());
+        }
+        if (service.listen.family() != AF_UNSPEC && service.listen.port() != 0) {
+            claim(listeners, service.listen.numeric(), "listen address", section, "listen",
+                  section.path());
+        }
+        config.services.push_back(std::move(service));
+    });
+}
+
+}  // namespace config_schema
+}  // namespace fulcrum

@@ -1,0 +1,132 @@
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "fulcrum/config/config.hpp"
+
+namespace fulcrum {
+namespace {
+
+std::string toml_string(std::string_view text) {
+    std::string out = "\"";
+    for (const char c : text) {
+        switch (c) {
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\b':
+                out += "\\b";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\f':
+                out += "\\f";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            default:
+                if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+                    fmt::format_to(std::back_inserter(out), "\\u{:04X}", static_cast<int>(c));
+                } else {
+                    out += c;
+                }
+        }
+    }
+    out += '"';
+    return out;
+}
+
+std::string toml_string(Duration duration) {
+    return toml_string(format_duration(duration));
+}
+
+}  // namespace
+
+std::string to_toml(const Config& config) {
+    std::string out = "# Effective fulcrum configuration, every default filled in.\n\n";
+    auto line = [&out](std::string_view key, std::string_view value) {
+        fmt::format_to(std::back_inserter(out), "{} = {}\n", key, value);
+    };
+
+    out += "[log]\n";
+    line("level", toml_string(config.log.level));
+    line("access_log", fmt::format("{}", config.log.access_log));
+
+    out += "\n[admin]\n";
+    if (config.admin.listen) {
+        line("listen", toml_string(config.admin.listen->text));
+        if (!config.admin.token.empty()) line("token", toml_string(config.admin.token));
+    } else {
+        out += "# listen is not set: the admin endpoint is off.\n";
+    }
+
+    out += "\n[runtime]\n";
+    line("workers", config.runtime.workers == 0 ? toml_string("auto")
+                                                : std::to_string(config.runtime.workers));
+    line("max_connections", std::to_string(config.runtime.max_connections));
+    line("shutdown_timeout", toml_string(config.runtime.shutdown_timeout));
+    line("splice_pipes", std::to_string(config.runtime.splice_pipes));
+
+    for (const ServiceConfig& service : config.services) {
+        out += "\n[[service]]\n";
+        line("name", toml_string(service.name));
+        line("listen", toml_string(service.listen.text));
+        line("strategy", toml_string(to_string(service.strategy)));
+        line("connect_timeout", toml_string(service.connect_timeout));
+        line("idle_timeout", toml_string(service.idle_timeout));
+        line("retries", std::to_string(service.retries));
+        line("on_failure", toml_string(to_string(service.on_failure)));
+        line("send_proxy", toml_string(to_string(service.send_proxy)));
+        line("accept_proxy", fmt::format("{}", service.accept_proxy));
+        if (service.accept_proxy) {
+            std::vector<std::string> trusted;
+            for (const Cidr& cidr : service.proxy_trusted)
+                trusted.push_back(toml_string(cidr.text));
+            line("proxy_trusted", fmt::format("[{}]", fmt::join(trusted, ", ")));
+            line("proxy_timeout", toml_string(service.proxy_timeout));
+        }
+
+        const HealthConfig& health = service.health;
+        out += "\n[service.health]\n";
+        line("enabled", fmt::format("{}", health.enabled));
+        line("path", toml_string(health.path));
+        line("interval", toml_string(health.interval));
+        line("timeout", toml_string(health.timeout));
+        line("rise", std::to_string(health.rise));
+        line("fall", std::to_string(health.fall));
+        line("expect_status",
+             toml_string(fmt::format("{}-{}", health.expect_status_min, health.expect_status_max)));
+        if (!health.host.empty()) line("host", toml_string(health.host));
+        if (health.port != 0) line("port", std::to_string(health.port));
+        line("all_unhealthy", toml_string(to_string(health.all_unhealthy)));
+        line("send_proxy", fmt::format("{}", health.send_proxy));
+
+        const PassiveConfig& passive = service.passive;
+        out += "\n[service.passive]\n";
+        line("enabled", fmt::format("{}", passive.enabled));
+        line("max_failures", std::to_string(passive.max_failures));
+        line("window", toml_string(passive.window));
+        line("cooldown", toml_string(passive.cooldown));
+
+        for (const BackendConfig& backend : service.backends) {
+            out += "\n[[service.backend]]\n";
+            line("name", toml_string(backend.name));
+            line("address", toml_string(backend.address.text));
+            line("weight", std::to_string(backend.weight));
+            line("send_proxy", toml_string(to_string(backend.send_proxy)));
+        }
+    }
+    return out;
+}
+
+}  // namespace fulcrum
