@@ -1,0 +1,215 @@
+// Storms through the real binary: SIGHUPs by the dozen while clients keep transferring,
+// and resets by the hundred from clients and from backends. Afterwards every byte must
+// have matched, no connection may have failed, and fulcrum must hold no descriptor and
+// no session more than before.
+
+#include <signal.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../support/prometheus_text.hpp"
+#include "harness.hpp"
+#include "net.hpp"
+#include "proxy_fixture.hpp"
+
+using namespace fulcrum::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr std::size_t KiB = 1024;
+constexpr std::size_t MiB = 1024 * KiB;
+
+Exposition scrape(std::uint16_t admin) {
+    return parse_prometheus_text(http_get(connect_to(admin), "/metrics"));
+}
+
+// Open descriptors of `process` other than pipes: fulcrum keeps spare splice pipes for
+// reuse, so the sessions' descriptors are the rest (pipes in use have a gauge).
+int descriptors_besides_pipes(const ChildProcess& process) {
+    int count = 0;
+    std::error_code error;  // descriptors may close while we look
+    const std::string directory = "/proc/" + std::to_string(process.pid()) + "/fd";
+    for (const auto& entry : std::filesystem::directory_iterator(directory, error)) {
+        count += std::filesystem::read_symlink(entry.path(), error).string().starts_with("pipe:")
+                     ? 0
+                     : 1;
+    }
+    return count;
+}
+
+// The first failure of many threads, for the report.
+class FirstFailure {
+public:
+    void record(const std::string& what) {
+        ++count_;
+        const std::lock_guard lock(mutex_);
+        if (first_.empty()) first_ = what;
+    }
+    int count() const { return count_.load(); }
+    std::string first() const {
+        const std::lock_guard lock(mutex_);
+        return first_;
+    }
+
+private:
+    std::atomic<int> count_{0};
+    mutable std::mutex mutex_;
+    std::string first_;
+};
+
+}  // namespace
+
+TEST_CASE("80 SIGHUPs between two configurations while clients transfer: every byte intact",
+          "[fault][reload]") {
+    EchoServer first;
+    EchoServer second;
+    EchoServer third;
+    // The configurations differ in strategy, retries and backends: b0 and b1 change
+    // address at every reload, and the first echo server leaves and comes back.
+    ServiceSpec one = service_to({first.port(), second.port()}, "strategy = \"round-robin\"");
+    ServiceSpec other = one;
+    other.backends = {second.port(), third.port()};
+    other.settings = "strategy = \"least-connections\"\nretries = 1";
+    Fulcrum fulcrum = start_fulcrum({one});
+
+    std::atomic<bool> done{false};
+    std::atomic<int> transfers{0};
+    FirstFailure failures;
+    std::vector<std::thread> clients;
+    for (std::uint64_t client = 0; client < 4; ++client) {
+        clients.emplace_back([&, client] {
+            for (std::size_t round = 0; !done; ++round) {
+                const std::size_t size = 64 * KiB + (client * 7 + round) % 16 * 60 * KiB;
+                try {
+                    const Transfer t = echo_through(one.listen, size);
+                    if (t.received != size || t.received_hash != t.sent_hash) {
+                        failures.record("client " + std::to_string(client) + ": " +
+                                        std::to_string(t.received) + " of " + std::to_string(size) +
+                                        " bytes, hashes " + t.sent_hash + " / " + t.received_hash);
+                    } else {
+                        ++transfers;
+                    }
+                } catch (const std::exception& error) {
+                    failures.record("client " + std::to_string(client) + ": " + error.what());
+                }
+            }
+        });
+    }
+    constexpr std::size_t reloads = 80;
+    const auto begin = std::chrono::steady_clock::now();
+    for (std::size_t i = 1; i <= reloads; ++i) {
+        reload(fulcrum, config_for({i % 2 == 1 ? other : one}), i);
+    }
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+    // A few more transfers on the last configuration, so every client saw the storm end.
+    const int after_storm = transfers.load() + 8;
+    poll_until([&] { return transfers.load() >= after_storm || failures.count() > 0; }, 30s);
+    done = true;
+    for (auto& client : clients) client.join();
+
+    INFO(failures.first());
+    CHECK(failures.count() == 0);
+    CHECK(transfers.load() >= after_storm);
+    CHECK(fulcrum.process().running());
+    const std::string log = fulcrum.process().output();
+    CHECK(count_of(log, "reload rejected") == 0);
+    CHECK(count_of(log, "reloaded ") == reloads);
+    std::cout << "reload storm: " << reloads << " reloads in " << seconds << " s, "
+              << transfers.load() << " transfers intact, " << failures.count() << " failed"
+              << std::endl;
+}
+
+TEST_CASE("reset storms from clients and from backends leave nothing behind", "[fault][reset]") {
+    EchoServer echo;
+    // Reads the client's first bytes, answers with 64 KiB, then resets.
+    ScriptedServer resetting([](Socket s) {
+        s.read_some();
+        s.send_all(pattern(64 * KiB, 3));
+        s.reset();
+    });
+    ServiceSpec to_echo = service_to({echo.port()}, "", "echo");
+    ServiceSpec to_resetting = service_to({resetting.port()}, "", "resetting");
+    const std::uint16_t admin = free_port();
+    Fulcrum fulcrum(config_for({to_echo, to_resetting}, "max_connections = 5000") +
+                        "[admin]\nlisten = \"127.0.0.1:" + std::to_string(admin) + "\"\n",
+                    {admin, to_echo.listen, to_resetting.listen});
+
+    // The baseline after one session, so that what the first one sets up for good is in
+    // it; and before any admin request, whose connection fulcrum closes a little later.
+    const Transfer warm_up = echo_through(to_echo.listen, 1 * MiB);
+    REQUIRE(warm_up.received_hash == warm_up.sent_hash);
+    REQUIRE(poll_until([&] { return count_of(fulcrum.process().output(), "access client=") == 1; },
+                       10s));
+    const int descriptors_before = descriptors_besides_pipes(fulcrum.process());
+    const long rss_before = fulcrum.process().rss_kib();
+
+    // Clients that send, then reset: half at once, half once their session is through
+    // to the backend (one byte echoed).
+    constexpr int client_resets = 800;
+    constexpr int wave = 100;
+    const std::string request = pattern(4 * KiB, 5);
+    for (int begun = 0; begun < client_resets; begun += wave) {
+        std::vector<Socket> sockets;
+        for (int i = 0; i < wave; ++i) sockets.push_back(connect_to(to_echo.listen));
+        for (int i = 0; i < wave; ++i) {
+            sockets[static_cast<std::size_t>(i)].send_all(request);
+            if (i % 2 == 1) {
+                REQUIRE(sockets[static_cast<std::size_t>(i)].read_exact(1) == request.substr(0, 1));
+            }
+        }
+        for (Socket& socket : sockets) socket.reset();
+    }
+
+    // Backends that reset mid-stream: each client must see the reset passed on.
+    constexpr int backend_resets = 300;
+    std::map<int, int> endings;  // errno of the end (0: a clean EOF) -> how many
+    for (int begun = 0; begun < backend_resets; begun += wave / 2) {
+        std::vector<Socket> sockets;
+        for (int i = 0; i < wave / 2; ++i) {
+            sockets.push_back(connect_to(to_resetting.listen));
+            sockets.back().send_all("hello");
+        }
+        for (const Socket& socket : sockets) ++endings[socket.read_until_closed()];
+    }
+    std::string ending_counts;
+    for (const auto& [error, count] : endings) {
+        ending_counts += std::to_string(count) + " with errno " + std::to_string(error) + "; ";
+    }
+    INFO("endings: " << ending_counts);
+    CHECK(endings[ECONNRESET] == backend_resets);
+
+    CHECK(poll_until([&] { return scrape(admin).value("fulcrum_client_connections") == 0; }, 10s));
+    const Exposition metrics = scrape(admin);
+    CHECK(metrics.value("fulcrum_splice_pipes_in_use") == 0);
+    for (const ServiceSpec& service : {to_echo, to_resetting}) {
+        CHECK(metrics.value("fulcrum_backend_active_connections",
+                            {{"service", service.name}, {"backend", "b0"}}) == 0);
+    }
+    CHECK(poll_until(
+        [&] { return descriptors_besides_pipes(fulcrum.process()) == descriptors_before; }, 10s));
+    const int descriptors_after = descriptors_besides_pipes(fulcrum.process());
+    CHECK(descriptors_after == descriptors_before);
+    const long rss_after = fulcrum.process().rss_kib();
+
+    // Still proxying, byte for byte.
+    const Transfer after = echo_through(to_echo.listen, 8 * MiB);
+    CHECK(after.received == 8 * MiB);
+    CHECK(after.received_hash == after.sent_hash);
+    std::cout << "reset storms: " << client_resets << " client resets, " << backend_resets
+              << " backend resets; descriptors (besides pipes) " << descriptors_before << " -> "
+              << descriptors_after << "; RSS " << rss_before << " KiB -> " << rss_after << " KiB"
+              << std::endl;
+}
