@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -38,6 +39,7 @@
 #include <queue>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace {
