@@ -192,13 +192,16 @@ TEST_CASE("reset storms from clients and from backends leave nothing behind", "[
     // (but see the known defect below).
     constexpr int backend_resets = 300;
     std::map<int, int> endings;  // errno of the end (0: a clean EOF) -> how many
-    for (int begun = 0; begun < backend_resets; begun += wave / 2) {
+    // A connection left open ends the storm at its first 10 s timeout (EAGAIN).
+    for (int begun = 0; begun < backend_resets && endings.count(EAGAIN) == 0; begun += wave / 2) {
         std::vector<Socket> sockets;
         for (int i = 0; i < wave / 2; ++i) {
-            sockets.push_back(connect_to(to_resetting.listen));
+            sockets.push_back(connect_to(to_resetting.listen, 10));
             sockets.back().send_all("hello");
         }
-        for (const Socket& socket : sockets) ++endings[socket.read_until_closed()];
+        for (const Socket& socket : sockets) {
+            if (endings.count(EAGAIN) == 0) ++endings[socket.read_until_closed()];
+        }
     }
     std::string ending_counts;
     for (const auto& [error, count] : endings) {
