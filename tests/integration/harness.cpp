@@ -97,6 +97,45 @@ std::set<std::string> listening_socket_inodes(std::uint16_t port) {
     return inodes;
 }
 
+// The ports free_port hands out: the larger of the two stretches of [10000, 65535] that
+// lie outside the kernel's range for outgoing connections' local ports.
+struct PortRange {
+    std::uint16_t first;
+    std::uint16_t last;
+};
+
+PortRange test_port_range() {
+    constexpr unsigned lowest = 10000;  // below: well-known and registered services
+    constexpr unsigned highest = 65535;
+    constexpr unsigned enough = 1000;
+    const char* sysctl = "/proc/sys/net/ipv4/ip_local_port_range";
+    unsigned ephemeral_first = 32768;  // Linux's default when the file cannot be read
+    unsigned ephemeral_last = 60999;
+    std::ifstream(sysctl) >> ephemeral_first >> ephemeral_last;
+    const unsigned below = ephemeral_first > lowest ? ephemeral_first - lowest : 0;
+    const unsigned above = highest > ephemeral_last ? highest - ephemeral_last : 0;
+    if (std::max(below, above) < enough) {
+        throw std::runtime_error(std::string(sysctl) + " is " + std::to_string(ephemeral_first) +
+                                 " " + std::to_string(ephemeral_last) +
+                                 ": it leaves the tests no range of " + std::to_string(enough) +
+                                 " ports outside it from " + std::to_string(lowest) + " up");
+    }
+    if (below >= above) {
+        return {static_cast<std::uint16_t>(lowest),
+                static_cast<std::uint16_t>(ephemeral_first - 1)};
+    }
+    return {static_cast<std::uint16_t>(ephemeral_last + 1), static_cast<std::uint16_t>(highest)};
+}
+
+// Whether 127.0.0.1:port can be bound now. Without SO_REUSEADDR a bind fails on a port
+// that any socket holds, a TIME_WAIT connection or a listener on 0.0.0.0 included.
+bool bindable(std::uint16_t port) {
+    const FileDescriptor socket(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (socket.get() < 0) throw std::runtime_error(errno_text("free_port: socket"));
+    const sockaddr_in address = loopback(port);
+    return ::bind(socket.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
+}
+
 // The test's environment with one change: each sanitizer writes its reports to stderr,
 // which is the child's log, whatever log_path the environment asks for (the last
 // occurrence of an option wins); and `tsan_suppressions`, if any, replaces the run's.
@@ -240,15 +279,16 @@ bool poll_until(const std::function<bool()>& condition, std::chrono::millisecond
 }
 
 std::uint16_t free_port() {
-    const FileDescriptor socket(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (socket.get() < 0) throw std::runtime_error(errno_text("free_port: socket"));
-    sockaddr_in address = loopback(0);
-    socklen_t length = sizeof address;
-    if (::bind(socket.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-        ::getsockname(socket.get(), reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-        throw std::runtime_error(errno_text("free_port: bind 127.0.0.1:0"));
+    static const PortRange range = test_port_range();
+    const std::uint32_t size = range.last - range.first + 1U;
+    // A large prime spreads the starting points of processes over the range.
+    static std::atomic<std::uint32_t> next{static_cast<std::uint32_t>(::getpid()) * 7919U};
+    for (std::uint32_t attempt = 0; attempt < size; ++attempt) {
+        const auto port = static_cast<std::uint16_t>(range.first + next++ % size);
+        if (bindable(port)) return port;
     }
-    return ntohs(address.sin_port);
+    throw std::runtime_error("free_port: every port in " + std::to_string(range.first) + "-" +
+                             std::to_string(range.last) + " is in use");
 }
 
 bool wait_port_open(std::uint16_t port, std::chrono::milliseconds timeout) {

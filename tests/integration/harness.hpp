@@ -34,7 +34,13 @@ using namespace std::chrono_literals;
 bool poll_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout,
                 std::chrono::milliseconds interval = 10ms);
 
-// A port that was free on 127.0.0.1 a moment ago (bind to port 0, read it, close).
+// A port for a test's listener (fulcrum's services, its admin endpoint) or a port where
+// nothing listens. It is free on 127.0.0.1 now (a bind check), no other call in this
+// process returns it again, and the kernel never hands it to an outgoing connection as
+// its local port: ports come from outside net.ipv4.ip_local_port_range, walked by a
+// counter from an offset derived from the pid, so concurrent test processes start far
+// apart. (Port 0 is no answer here: fulcrum's configuration needs the port up front.)
+// Throws if the sysctl leaves no range of at least 1000 ports from 10000 up.
 std::uint16_t free_port();
 
 // Polls connect() to 127.0.0.1:port until it succeeds or `timeout` passes.

@@ -136,17 +136,23 @@ Socket try_connect(std::uint16_t port, int& error) {
     return s;
 }
 
-Socket connect_to(std::uint16_t port, int timeout_seconds) {
-    int error = 0;
-    Socket s = try_connect(port, error);
-    if (!s) {
-        errno = error;
-        throw_errno("connect to port " + std::to_string(port));
-    }
+Socket connect_at(const sockaddr_in& address, int timeout_seconds) {
+    Socket s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!s) throw_errno("socket");
     set_timeouts(s.fd(), timeout_seconds);
+    if (::connect(s.fd(), reinterpret_cast<const sockaddr*>(&address), sizeof address) < 0) {
+        char host[INET_ADDRSTRLEN] = {};
+        inet_ntop(AF_INET, &address.sin_addr, host, sizeof host);
+        throw_errno("connect to " + std::string(host) + ":" +
+                    std::to_string(ntohs(address.sin_port)));
+    }
     int one = 1;
     setsockopt(s.fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     return s;
+}
+
+Socket connect_to(std::uint16_t port, int timeout_seconds) {
+    return connect_at(loopback(port), timeout_seconds);
 }
 
 Socket start_connect(std::uint16_t port) {
@@ -160,13 +166,18 @@ Socket start_connect(std::uint16_t port) {
     return s;
 }
 
-Socket listen_any(int backlog) {
+Socket listen_at(const sockaddr_in& address, int backlog) {
     Socket s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!s) throw_errno("socket");
-    sockaddr_in addr = loopback(0);
-    if (::bind(s.fd(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) throw_errno("bind");
+    if (::bind(s.fd(), reinterpret_cast<const sockaddr*>(&address), sizeof address) < 0) {
+        throw_errno("bind");
+    }
     if (::listen(s.fd(), backlog) < 0) throw_errno("listen");
     return s;
+}
+
+Socket listen_any(int backlog) {
+    return listen_at(loopback(0), backlog);
 }
 
 std::uint16_t local_port(const Socket& socket) {
@@ -223,7 +234,10 @@ void ScriptedServer::accept_loop() {
     }
 }
 
-EchoServer::EchoServer() : listener_(listen_any(4096)), port_(local_port(listener_)) {
+EchoServer::EchoServer() : EchoServer(listen_any(4096)) {}
+
+EchoServer::EchoServer(Socket listener)
+    : listener_(std::move(listener)), port_(local_port(listener_)) {
     set_nonblocking(listener_.fd());
     epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
     wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -49,12 +49,16 @@ private:
 
 // 127.0.0.1:port as a socket address.
 sockaddr_in loopback(std::uint16_t port);
-// Blocking connect to 127.0.0.1:port with `timeout_seconds` receive/send timeouts.
+// Blocking connect to `address` with `timeout_seconds` receive/send timeouts.
+Socket connect_at(const sockaddr_in& address, int timeout_seconds = 30);
+// connect_at 127.0.0.1:port.
 Socket connect_to(std::uint16_t port, int timeout_seconds = 30);
 // A connect that may fail: returns an empty Socket and sets `error` to errno.
 Socket try_connect(std::uint16_t port, int& error);
 // A non-blocking connect, left in progress (to fill a listener's accept queue).
 Socket start_connect(std::uint16_t port);
+// A listening socket on `address` (port 0: an ephemeral one).
+Socket listen_at(const sockaddr_in& address, int backlog = 128);
 // A listening socket on 127.0.0.1 with an ephemeral port.
 Socket listen_any(int backlog = 128);
 std::uint16_t local_port(const Socket& socket);
@@ -89,7 +93,10 @@ private:
 // Echoes with backpressure and answers FIN with FIN once all bytes are echoed.
 class EchoServer {
 public:
+    // On 127.0.0.1, an ephemeral port.
     EchoServer();
+    // On a listening socket made elsewhere (say, in another network namespace).
+    explicit EchoServer(Socket listener);
     ~EchoServer();
     std::uint16_t port() const { return port_; }
     int accepted() const { return accepted_.load(); }

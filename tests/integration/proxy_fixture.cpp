@@ -63,13 +63,13 @@ std::string config_for(const std::vector<ServiceSpec>& services, const std::stri
     std::string toml =
         "[log]\nlevel = \"debug\"\naccess_log = true\n[runtime]\n" + workers + runtime + "\n";
     for (const ServiceSpec& s : services) {
-        toml += "[[service]]\nname = \"" + s.name +
-                "\"\nlisten = \"127.0.0.1:" + std::to_string(s.listen) + "\"\n" + s.settings +
-                "\n[service.health]\n" + s.health + "\n";
+        toml += "[[service]]\nname = \"" + s.name + "\"\nlisten = \"" + s.listen_host + ":" +
+                std::to_string(s.listen) + "\"\n" + s.settings + "\n[service.health]\n" + s.health +
+                "\n";
         if (!s.passive.empty()) toml += "[service.passive]\n" + s.passive + "\n";
         for (std::size_t i = 0; i < s.backends.size(); ++i) {
-            toml += "[[service.backend]]\nname = \"b" + std::to_string(i) +
-                    "\"\naddress = \"127.0.0.1:" + std::to_string(s.backends[i]) + "\"\n";
+            toml += "[[service.backend]]\nname = \"b" + std::to_string(i) + "\"\naddress = \"" +
+                    s.backend_host + ":" + std::to_string(s.backends[i]) + "\"\n";
         }
     }
     return toml;

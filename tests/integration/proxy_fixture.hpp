@@ -23,6 +23,8 @@ struct ServiceSpec {
     std::string settings;                    // extra lines for the [[service]] table
     std::string health = "enabled = false";  // lines for [service.health]
     std::string passive;                     // lines for [service.passive], if any
+    std::string listen_host = "127.0.0.1";
+    std::string backend_host = "127.0.0.1";  // of every backend
 };
 
 // A service on a free port of 127.0.0.1, health checks off.

@@ -68,7 +68,9 @@ TEST_CASE("status 500 and 404 count as failed probes", "[health]") {
     StatusBackend fine(204);
     ServiceSpec service =
         service_to({error.server.port(), missing.server.port(), fine.server.port()});
-    service.health = "interval = \"200ms\"\ntimeout = \"150ms\"\nfall = 1";
+    // A timeout with room: one probe of b2 slower than it, on a busy machine, would take
+    // b2 down (fall = 1).
+    service.health = "interval = \"500ms\"\ntimeout = \"400ms\"\nfall = 1";
     Fulcrum fulcrum = start_fulcrum({service});
     CHECK(fulcrum.process().wait_for_output("backend b0 is down (was up): status 500", 5s));
     CHECK(fulcrum.process().wait_for_output("backend b1 is down (was up): status 404", 5s));
