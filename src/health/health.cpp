@@ -103,7 +103,8 @@ void HealthChecker::configure(const std::vector<ServiceState>& services) {
         retired_.push_back(std::move(target));
     }
     // A thread per checked backend: probes never wait for each other's timeouts.
-    pool_.resize(std::clamp(targets_.size(), min_probe_threads, max_probe_threads));
+    pool_.resize(
+        targets_.empty() ? 0 : std::clamp(targets_.size(), min_probe_threads, max_probe_threads));
 }
 
 void HealthChecker::stop() {

@@ -8,8 +8,8 @@
 
 namespace fulcrum {
 
-ProbePool::ProbePool(uv_loop_t* loop) : loop_(loop) {
-    if (int rc = uv_async_init(loop_, &async_, on_async); rc < 0) {
+ProbePool::ProbePool(uv_loop_t* loop) {
+    if (int rc = uv_async_init(loop, &async_, on_async); rc < 0) {
         throw std::runtime_error(std::string("probe pool: uv_async_init: ") + uv_strerror(rc));
     }
     async_.data = this;

@@ -53,7 +53,7 @@ public:
     // Checks every backend of these services that have health checks enabled, replacing
     // what was checked before. A backend kept from before keeps its health state. Probes
     // are spread over each service's interval. The probe pool gets a thread per checked
-    // backend (bounded).
+    // backend (bounded; none without any).
     void configure(const std::vector<ServiceState>& services);
     // Stops probing; probes in flight finish within their timeout and their results are
     // dropped. The loop ends once they have.

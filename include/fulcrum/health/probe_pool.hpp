@@ -18,7 +18,7 @@ namespace fulcrum {
 
 class ProbePool {
 public:
-    // Runs on a pool thread.
+    // Runs on a pool thread; must not throw.
     using Work = std::function<void()>;
     // Runs on the loop thread after its work, or with ran = false when stop() dropped
     // the job before it started.
@@ -54,7 +54,6 @@ private:
     // Runs completions and joins the threads that have left (on the loop thread).
     void reap();
 
-    uv_loop_t* loop_;
     uv_async_t async_{};
     bool stopped_ = false;  // stop() was called (loop thread only)
 
