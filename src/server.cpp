@@ -33,20 +33,6 @@ unsigned worker_count(const RuntimeConfig& runtime) {
     return std::max(1u, std::thread::hardware_concurrency());
 }
 
-// Probes block a pool thread for up to their timeout: give each checked backend a
-// thread (bounded), so a hanging backend never delays the probes of the others. libuv
-// reads the variable when the pool is first used; an operator's own setting wins.
-void size_probe_pool(const Config& config) {
-    std::size_t checked = 0;
-    for (const ServiceConfig& service : config.services) {
-        if (service.health.enabled) checked += service.backends.size();
-    }
-    constexpr std::size_t min_threads = 4;
-    constexpr std::size_t max_threads = 128;
-    const std::size_t threads = std::clamp(checked, min_threads, max_threads);
-    setenv("UV_THREADPOOL_SIZE", std::to_string(threads).c_str(), /*overwrite=*/0);
-}
-
 bool is_loopback(const Address& address) {
     if (address.family() == AF_INET) {
         const auto* v4 = reinterpret_cast<const sockaddr_in*>(&address.storage);
@@ -96,7 +82,6 @@ Server::~Server() {
 
 int Server::run() {
     std::signal(SIGPIPE, SIG_IGN);  // a peer that went away is an error code, not a signal
-    size_probe_pool(*config_);
 
     check(uv_async_init(&loop_, &worker_stopped_, on_worker_stopped), "uv_async_init");
     worker_stopped_.data = this;

@@ -1,12 +1,9 @@
 #include "fulcrum/health/health.hpp"
 
-#include <httplib.h>
 #include <spdlog/spdlog.h>
 
-#include <sys/socket.h>
-
 #include <algorithm>
-#include <cerrno>
+#include <atomic>
 #include <chrono>
 #include <stdexcept>
 
@@ -32,68 +29,12 @@ HealthTracker::Change HealthTracker::force_down() {
 
 namespace {
 
-std::string describe(httplib::Error error) {
-    switch (error) {
-        case httplib::Error::Connection:
-            return "connect failed (refused or unreachable)";
-        case httplib::Error::ConnectionTimeout:
-            return "connect timeout";
-        case httplib::Error::Read:
-            return "no response (timeout or reset)";
-        case httplib::Error::Write:
-            return "request not sent (reset)";
-        default:
-            return httplib::to_string(error);
-    }
+// Timer calls fail only on a programming error: say so rather than silently not probing.
+void check_uv(int rc, const char* what) {
+    if (rc < 0) spdlog::error("health: {}: {}", what, uv_strerror(rc));
 }
-
-// An HTTP client that writes a PROXY header as soon as it has connected.
-class ProxyHeaderClient : public httplib::ClientImpl {
-public:
-    ProxyHeaderClient(const std::string& host, int port, std::string header)
-        : httplib::ClientImpl(host, port), header_(std::move(header)) {}
-
-protected:
-    bool create_and_connect_socket(Socket& socket, httplib::Error& error) override {
-        if (!httplib::ClientImpl::create_and_connect_socket(socket, error)) return false;
-        // The socket is blocking here, with the write timeout set as SO_SNDTIMEO.
-        std::string_view rest = header_;
-        while (!rest.empty()) {
-            const ssize_t n = ::send(socket.sock, rest.data(), rest.size(), MSG_NOSIGNAL);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) {
-                error = httplib::Error::Write;
-                return false;
-            }
-            rest.remove_prefix(static_cast<std::size_t>(n));
-        }
-        return true;
-    }
-
-private:
-    std::string header_;
-};
 
 }  // namespace
-
-ProbeResult probe_backend(const HealthConfig& health, const BackendConfig& backend) {
-    const Address& address = backend.address;
-    const int port = health.port != 0 ? health.port : address.port();
-    std::string header;
-    if (health.send_proxy && backend.send_proxy) header = encode_proxy_local(*backend.send_proxy);
-    ProxyHeaderClient client(address.ip(), port, std::move(header));
-    const auto timeout = std::chrono::duration_cast<std::chrono::microseconds>(health.timeout);
-    client.set_connection_timeout(timeout);
-    client.set_read_timeout(timeout);
-    client.set_write_timeout(timeout);
-    client.set_keep_alive(false);
-    const std::string host = !health.host.empty() ? health.host : address.numeric();
-    httplib::Result response = client.Get(health.path, {{"Host", host}});
-    if (!response) return {false, describe(response.error())};
-    const int status = response->status;
-    const bool expected = status >= health.expect_status_min && status <= health.expect_status_max;
-    return {expected, "status " + std::to_string(status)};
-}
 
 // All backends of one service that are checked, for the all_unhealthy decision.
 struct HealthChecker::ServiceGroup {
@@ -116,15 +57,14 @@ struct HealthChecker::Target {
     BackendConfig config;  // as of the pool it was configured from
     HealthTracker tracker;
     uv_timer_t timer{};
-    uv_work_t work{};
     bool probing = false;
-    bool retired = false;
+    std::atomic<bool> retired{false};  // read by the pool thread: a queued probe is skipped
     bool timer_closed = false;
     ProbeResult result;                           // written by the pool thread, read in after_probe
     std::chrono::microseconds probe_duration{0};  // likewise
 };
 
-HealthChecker::HealthChecker(uv_loop_t* loop) : loop_(loop) {}
+HealthChecker::HealthChecker(uv_loop_t* loop) : loop_(loop), pool_(loop) {}
 
 HealthChecker::~HealthChecker() = default;
 
@@ -150,9 +90,8 @@ void HealthChecker::configure(const std::vector<ServiceState>& services) {
             }
             targets_.push_back(std::make_unique<Target>(this, group, member, tracker));
             Target& target = *targets_.back();
-            uv_timer_init(loop_, &target.timer);
+            check_uv(uv_timer_init(loop_, &target.timer), "uv_timer_init");
             target.timer.data = &target;
-            target.work.data = &target;
             group->targets.push_back(&target);
         }
         update_routing(*group);
@@ -160,19 +99,24 @@ void HealthChecker::configure(const std::vector<ServiceState>& services) {
         const std::size_t count = group->targets.size();
         for (std::size_t i = 0; i < count; ++i) {
             // Spread over the interval so probes do not all fire at once.
-            uv_timer_start(&group->targets[i]->timer, on_timer, interval * i / count, interval);
+            check_uv(
+                uv_timer_start(&group->targets[i]->timer, on_timer, interval * i / count, interval),
+                "uv_timer_start");
         }
     }
     for (auto& target : previous) {
+        // A probe still queued is skipped; one already running ends within its timeout.
         target->retired = true;
         uv_close(reinterpret_cast<uv_handle_t*>(&target->timer), on_timer_closed);
-        // A probe still queued is dropped; one already running finishes within its timeout.
-        if (target->probing) uv_cancel(reinterpret_cast<uv_req_t*>(&target->work));
         retired_.push_back(std::move(target));
     }
+    // A thread per checked backend: probes never wait for each other's timeouts.
+    pool_.resize(
+        targets_.empty() ? 0 : std::clamp(targets_.size(), min_probe_threads, max_probe_threads));
 }
 
 void HealthChecker::stop() {
+    pool_.stop();
     configure({});
 }
 
@@ -191,33 +135,29 @@ void HealthChecker::on_timer(uv_timer_t* timer) {
     auto* target = static_cast<Target*>(timer->data);
     if (target->probing) return;  // the previous probe is still within its timeout
     target->probing = true;
-    if (int rc = uv_queue_work(target->owner->loop_, &target->work, run_probe, after_probe);
-        rc < 0) {
-        target->probing = false;
-        spdlog::error("health: cannot queue a probe: {}", uv_strerror(rc));
-    }
+    target->owner->pool_.submit([target] { run_probe(*target); },
+                                [target](bool ran) { target->owner->after_probe(*target, ran); });
 }
 
-void HealthChecker::run_probe(uv_work_t* work) {
-    auto* target = static_cast<Target*>(work->data);
+void HealthChecker::run_probe(Target& target) {
+    if (target.retired) return;
     const auto start = std::chrono::steady_clock::now();
     try {
-        target->result = probe_backend(target->group->service->health, target->config);
+        target.result = probe_backend(target.group->service->health, target.config);
     } catch (const std::exception& e) {
-        target->result = {false, e.what()};
+        target.result = {false, e.what()};
     }
-    target->probe_duration = std::chrono::duration_cast<std::chrono::microseconds>(
+    target.probe_duration = std::chrono::duration_cast<std::chrono::microseconds>(
         std::chrono::steady_clock::now() - start);
 }
 
-void HealthChecker::after_probe(uv_work_t* work, int status) {
-    auto* target = static_cast<Target*>(work->data);
-    target->probing = false;
-    if (target->retired) {
-        target->owner->release_if_done(target);
+void HealthChecker::after_probe(Target& target, bool ran) {
+    target.probing = false;
+    if (target.retired) {
+        release_if_done(&target);
         return;
     }
-    if (status == 0) target->owner->apply(*target, target->result);
+    if (ran) apply(target, target.result);
 }
 
 void HealthChecker::apply(Target& target, const ProbeResult& result) {

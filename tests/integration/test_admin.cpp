@@ -4,17 +4,15 @@
 
 #include <signal.h>
 
-#include <httplib.h>
-
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <stdexcept>
 #include <string>
 
 #include "../support/prometheus_text.hpp"
+#include "admin_client.hpp"
 #include "harness.hpp"
 #include "net.hpp"
 #include "proxy_fixture.hpp"
@@ -27,51 +25,11 @@ namespace {
 
 constexpr std::size_t MiB = 1024 * 1024;
 
-struct Reply {
-    int status;
-    std::string body;
-};
-
-// One request to the admin endpoint on 127.0.0.1:port, with a bearer token if given.
-Reply admin_request(std::uint16_t port, const std::string& method, const std::string& path,
-                    const std::string& token = "") {
-    httplib::Client client("127.0.0.1", port);
-    client.set_connection_timeout(5s);
-    client.set_read_timeout(10s);
-    client.set_keep_alive(false);
-    httplib::Headers headers;
-    if (!token.empty()) headers.emplace("Authorization", "Bearer " + token);
-    httplib::Result result = method == "POST" ? client.Post(path.c_str(), headers, "", "text/plain")
-                                              : client.Get(path.c_str(), headers);
-    if (!result) {
-        throw std::runtime_error(method + " " + path + ": " + httplib::to_string(result.error()));
-    }
-    return {result->status, result->body};
-}
-
 Exposition scrape(std::uint16_t port, const std::string& token = "") {
     const Reply reply = admin_request(port, "GET", "/metrics", token);
     INFO(reply.body);
     REQUIRE(reply.status == 200);
     return parse_prometheus_text(reply.body);
-}
-
-json status_of(std::uint16_t port) {
-    const Reply reply = admin_request(port, "GET", "/status");
-    REQUIRE(reply.status == 200);
-    return json::parse(reply.body);
-}
-
-// The /status entry of backend `index` of the first service.
-json backend_status(std::uint16_t port, std::size_t index) {
-    return status_of(port)["services"][0]["backends"][index];
-}
-
-Fulcrum start_with_admin(const std::vector<ServiceSpec>& services, std::uint16_t admin,
-                         const std::string& runtime = "", const std::string& admin_lines = "") {
-    std::vector<std::uint16_t> ports{admin};
-    for (const ServiceSpec& s : services) ports.push_back(s.listen);
-    return Fulcrum(with_admin(config_for(services, runtime), admin, admin_lines), ports);
 }
 
 // Waits until fulcrum has logged `sessions` access lines: every counter of those

@@ -1,15 +1,19 @@
 #pragma once
-// Active health checks: HTTP GET probes on libuv's thread pool, scheduled by timers on
-// the main loop, results applied on the main loop. A probe never runs on a worker loop,
-// so a hanging backend can only cost its own probe's timeout.
+// Active health checks: HTTP GET probes on a probe pool with a thread per checked
+// backend, scheduled by timers on the main loop, results applied on the main loop. A probe
+// never runs on a worker loop and ends at its timeout, so a hanging backend can only cost
+// its own probe's timeout.
 
 #include <uv.h>
 
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "fulcrum/config/config.hpp"
+#include "fulcrum/health/http_probe.hpp"
+#include "fulcrum/health/probe_pool.hpp"
 #include "fulcrum/lb/service_state.hpp"
 
 namespace fulcrum {
@@ -39,16 +43,6 @@ private:
     int streak_ = 0;  // consecutive results that disagree with the current state
 };
 
-// What one probe saw.
-struct ProbeResult {
-    bool success = false;
-    std::string detail;  // "status 200", "connection refused", "timeout", ...
-};
-
-// One blocking probe with hard connect/read/write timeouts (runs on a pool thread). With
-// health.send_proxy it starts with the backend's PROXY header version, as a LOCAL header.
-ProbeResult probe_backend(const HealthConfig& health, const BackendConfig& backend);
-
 class HealthChecker {
 public:
     explicit HealthChecker(uv_loop_t* loop);
@@ -58,18 +52,24 @@ public:
 
     // Checks every backend of these services that have health checks enabled, replacing
     // what was checked before. A backend kept from before keeps its health state. Probes
-    // are spread over each service's interval.
+    // are spread over each service's interval. The probe pool gets a thread per checked
+    // backend (bounded; none without any).
     void configure(const std::vector<ServiceState>& services);
-    // Stops probing; probes in flight finish on their own and their results are dropped.
+    // Stops probing; probes in flight finish within their timeout and their results are
+    // dropped. The loop ends once they have.
     void stop();
+
+    // Probe threads, whatever the number of checked backends.
+    static constexpr std::size_t min_probe_threads = 4;
+    static constexpr std::size_t max_probe_threads = 128;
 
 private:
     struct Target;
     struct ServiceGroup;
     static void on_timer(uv_timer_t* timer);
     static void on_timer_closed(uv_handle_t* handle);
-    static void run_probe(uv_work_t* work);
-    static void after_probe(uv_work_t* work, int status);
+    static void run_probe(Target& target);
+    void after_probe(Target& target, bool ran);
     void apply(Target& target, const ProbeResult& result);
     void transition(Target& target, HealthTracker::Change change, const std::string& why);
     static void update_routing(ServiceGroup& group);
@@ -79,6 +79,7 @@ private:
     uv_loop_t* loop_;
     std::vector<std::unique_ptr<Target>> targets_;
     std::vector<std::unique_ptr<Target>> retired_;
+    ProbePool pool_;  // last: destroyed first, so no probe outlives its target
 };
 
 }  // namespace fulcrum
