@@ -86,7 +86,17 @@ int Server::run() {
     check(uv_async_init(&loop_, &worker_stopped_, on_worker_stopped), "uv_async_init");
     worker_stopped_.data = this;
     const unsigned count = worker_count(config_->runtime);
+    int signals_open = 0;
     try {
+        // Before any listener is bound: whoever sees the port open may signal at once.
+        for (auto* signal : {&sigint_, &sigterm_, &sighup_}) {
+            check(uv_signal_init(&loop_, signal), "uv_signal_init");
+            signal->data = this;
+            ++signals_open;
+        }
+        check(uv_signal_start(&sigint_, on_signal, SIGINT), "uv_signal_start");
+        check(uv_signal_start(&sigterm_, on_signal, SIGTERM), "uv_signal_start");
+        check(uv_signal_start(&sighup_, on_signal, SIGHUP), "uv_signal_start");
         for (unsigned i = 0; i < count; ++i) {
             workers_.push_back(std::make_unique<Worker>(i, count, config_, open_sessions_,
                                                         splice_counters_[i], [this] {
@@ -100,17 +110,14 @@ int Server::run() {
         admin_.reset();
         health_->stop();
         workers_.clear();
+        uv_signal_t* signals[] = {&sigint_, &sigterm_, &sighup_};
+        for (int i = 0; i < signals_open; ++i) {
+            uv_close(reinterpret_cast<uv_handle_t*>(signals[i]), nullptr);
+        }
         uv_close(reinterpret_cast<uv_handle_t*>(&worker_stopped_), nullptr);
         uv_run(&loop_, UV_RUN_DEFAULT);
         throw;
     }
-    for (auto* signal : {&sigint_, &sigterm_, &sighup_}) {
-        check(uv_signal_init(&loop_, signal), "uv_signal_init");
-        signal->data = this;
-    }
-    check(uv_signal_start(&sigint_, on_signal, SIGINT), "uv_signal_start");
-    check(uv_signal_start(&sigterm_, on_signal, SIGTERM), "uv_signal_start");
-    check(uv_signal_start(&sighup_, on_signal, SIGHUP), "uv_signal_start");
     for (auto& worker : workers_) worker->start();
     if (admin_) admin_->start();
     spdlog::info("fulcrum {} running with {} worker{} (pid {})", FULCRUM_VERSION, count,

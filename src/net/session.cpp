@@ -362,12 +362,26 @@ void Session::read(Direction& d, ssize_t nread, const uv_buf_t* buf) {
         uv_read_stop(reinterpret_cast<uv_stream_t*>(d.source));
         return;
     }
-    if (nread == UV_EOF) {
+    if (nread == UV_EOF && !reset_pending(d.source)) {
         source_finished(d);
         if (!d.writing()) finish_direction(d);
         return;
     }
     if (nread < 0) close(failure_of(d.source), d.sink);  // a reset, or an error like one
+}
+
+bool Session::reset_pending(uv_tcp_t* side) {
+    // libuv reports EOF on a hang-up that follows a short read without reading again, and
+    // splice() reports it once the socket is done: a reset that came right behind the
+    // last bytes would pass for a FIN. The socket's pending error tells them apart.
+    uv_os_fd_t fd;
+    int error = 0;
+    socklen_t length = sizeof error;
+    if (uv_fileno(reinterpret_cast<uv_handle_t*>(side), &fd) < 0 ||
+        ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) < 0) {
+        return false;
+    }
+    return error != 0;
 }
 
 void Session::count_read(Direction& d, std::size_t n) {
@@ -388,6 +402,10 @@ void Session::splice_delivered() {
 
 void Session::splice_source_finished(unsigned index) {
     Direction& d = direction(index);
+    if (reset_pending(d.source)) {
+        close(failure_of(d.source), d.sink);
+        return;
+    }
     source_finished(d);
     if (state_ == State::established) finish_direction(d);
 }

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "../support/prometheus_text.hpp"
+#include "admin_client.hpp"
 #include "harness.hpp"
 #include "net.hpp"
 #include "proxy_fixture.hpp"
@@ -29,16 +30,6 @@ namespace {
 
 constexpr std::size_t KiB = 1024;
 constexpr std::size_t MiB = 1024 * KiB;
-
-// fulcrum in front of `services` with an admin endpoint on `admin`.
-Fulcrum start_with_admin(const std::vector<ServiceSpec>& services, std::uint16_t admin,
-                         const std::string& runtime = "") {
-    std::vector<std::uint16_t> ports{admin};
-    for (const ServiceSpec& s : services) ports.push_back(s.listen);
-    return Fulcrum(config_for(services, runtime) +
-                       "[admin]\nlisten = \"127.0.0.1:" + std::to_string(admin) + "\"\n",
-                   ports);
-}
 
 Exposition scrape(std::uint16_t admin) {
     httplib::Client client("127.0.0.1", admin);

@@ -120,6 +120,8 @@ private:
     void read(Direction& d, ssize_t nread, const uv_buf_t* buf);
     void write_done(Direction& d, int status);
 
+    // Whether `side` has an error pending (a reset), though it reported EOF.
+    static bool reset_pending(uv_tcp_t* side);
     // `d.source` sent FIN.
     void source_finished(Direction& d);
     // `d.source` sent FIN and every byte before it is written: passes the FIN on, or
