@@ -10,6 +10,7 @@
 
 #include "fulcrum/config/address.hpp"
 #include "fulcrum/lb/balancer.hpp"
+#include "fulcrum/net/listener.hpp"
 #include "fulcrum/proto/proxy_protocol.hpp"
 
 namespace fulcrum {
@@ -55,9 +56,9 @@ std::string_view to_string(SessionEnd end) {
     return "unknown";
 }
 
-Session::Session(WorkerContext& worker, SessionOwner& owner,
+Session::Session(WorkerContext& worker, Listener& listener,
                  std::shared_ptr<const ServiceState> service)
-    : owner_(owner),
+    : listener_(listener),
       service_(std::move(service)),
       upstream_(&client_, &backend_),
       downstream_(&backend_, &client_),
@@ -183,7 +184,7 @@ void Session::connect_next() {
     if (rc < 0) {
         // A local failure (no descriptor, no memory): not the backend's fault, so no
         // failure is counted against it; out of descriptors also pauses accepting.
-        if (rc == UV_EMFILE || rc == UV_ENFILE) owner_.out_of_descriptors(rc);
+        if (rc == UV_EMFILE || rc == UV_ENFILE) listener_.pause_accepting(rc);
         attempt_failed(uv_err_name(rc));
         return;
     }
@@ -582,7 +583,7 @@ void Session::destroy() {
             member_ != nullptr ? member_->config.name : "-", upstream_.bytes, downstream_.bytes,
             now - started_ms_, to_string(end_));
     }
-    owner_.session_closed(*this, member_ != nullptr);  // may free the owner: its last use
+    listener_.session_closed(*this, member_ != nullptr);  // may free the listener: its last use
     delete this;
 }
 

@@ -81,6 +81,12 @@ bool located_in(const std::string& output, const std::string& file) {
                    R"(:[0-9]+:[0-9]+: )"));
 }
 
+#ifdef FULCRUM_TEST_SANITIZED
+constexpr auto check_timeout = 60s;  // room for the sanitizers' slowdown of the dense cases
+#else
+constexpr auto check_timeout = 10s;
+#endif
+
 }  // namespace
 
 TEST_CASE("--check rejects deep, large, slow-to-parse and endless files with a location",
@@ -89,7 +95,7 @@ TEST_CASE("--check rejects deep, large, slow-to-parse and endless files with a l
     for (const Hostile& hostile : hostile_configs()) {
         INFO(hostile.name);
         const std::string path = dir.write("fulcrum.toml", hostile.text);
-        const RunResult result = run_fulcrum({"--check", "-c", path});
+        const RunResult result = run_fulcrum({"--check", "-c", path}, check_timeout);
         INFO(result.output.substr(0, 2000));
         CHECK(result.exit_code == 1);
         CHECK(located_in(result.output, path));

@@ -34,7 +34,7 @@ struct ListeningSocket {
 ListeningSocket open_listening_socket(const Address& address, const std::string& service,
                                       bool exclusive);
 
-class Listener final : public SessionOwner {
+class Listener {
 public:
     // Takes over `socket`; start() begins accepting on the worker's loop.
     Listener(Worker& worker, std::shared_ptr<const ServiceState> service, ListeningSocket socket);
@@ -55,17 +55,17 @@ public:
     void start();
     // Stops accepting: the socket is closed, so new connects are refused. Idempotent.
     void close();
-    // SessionOwner
-    void session_closed(Session& session, bool held_backend) override;
-    void out_of_descriptors(int error) override { pause_accepting(error); }
+    // A session accepted here is about to be freed; `held_backend`: it had a backend
+    // connection (two descriptors free up).
+    void session_closed(Session& session, bool held_backend);
+    // Out of descriptors: stop accepting for a moment (logged once per episode).
+    void pause_accepting(int error);
 
 private:
     static void on_readable(uv_poll_t* poll, int status, int events);
     static void on_resume(uv_timer_t* timer);
     static void on_closed(uv_handle_t* handle);
     void accept_pending();
-    // Out of descriptors: stop accepting for a moment (logged once per episode).
-    void pause_accepting(int error);
     // A descriptor was freed, or the pause ended: accept again.
     void resume_accepting();
 

@@ -22,21 +22,7 @@
 
 namespace fulcrum {
 
-class Session;
-
-// Where a session came from (its listener): told when the session ends, and when
-// descriptors run out.
-class SessionOwner {
-public:
-    // The session is about to be freed; `held_backend`: it had a backend connection
-    // (two descriptors free up).
-    virtual void session_closed(Session& session, bool held_backend) = 0;
-    // A connect failed for want of a descriptor.
-    virtual void out_of_descriptors(int error) = 0;
-
-protected:
-    ~SessionOwner() = default;
-};
+class Listener;
 
 // How a session ended, as the access log names it.
 enum class SessionEnd {
@@ -54,9 +40,10 @@ std::string_view to_string(SessionEnd end);
 
 class Session final : private SpliceEvents {
 public:
-    // start() takes over the accepted socket.
-    Session(WorkerContext& worker, SessionOwner& owner,
-            std::shared_ptr<const ServiceState> service);
+    // start() takes over the accepted socket. `listener`: where it was accepted; told
+    // when the session ends and when descriptors run out (a direct call: session.cpp
+    // includes listener.hpp, this header does not).
+    Session(WorkerContext& worker, Listener& listener, std::shared_ptr<const ServiceState> service);
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
 
@@ -168,7 +155,7 @@ private:
         return member.backend->traffic[worker().id()];
     }
 
-    SessionOwner& owner_;
+    Listener& listener_;
     const std::shared_ptr<const ServiceState> service_;  // as of accept
     State state_ = State::connecting;
     uv_tcp_t client_{};
