@@ -15,7 +15,7 @@ std::uint64_t seed_from_random_device() {
 }  // namespace
 
 Balancer::Balancer(std::shared_ptr<const Pool> pool, StrategyKind kind, std::uint64_t seed)
-    : pool_(std::move(pool)), kind_(kind), strategy_(make_strategy(kind, pool_, seed)) {}
+    : pool_(std::move(pool)), strategy_(make_strategy(kind, pool_, seed)) {}
 
 Balancer::Balancer(std::shared_ptr<const Pool> pool, StrategyKind kind)
     : Balancer(std::move(pool), kind, seed_from_random_device()) {}

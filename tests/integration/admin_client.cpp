@@ -25,6 +25,13 @@ Reply admin_request(std::uint16_t port, const std::string& method, const std::st
     return {result->status, result->body};
 }
 
+Exposition scrape(std::uint16_t port, const std::string& token) {
+    const Reply reply = admin_request(port, "GET", "/metrics", token);
+    INFO(reply.body);
+    REQUIRE(reply.status == 200);
+    return parse_prometheus_text(reply.body);
+}
+
 nlohmann::json status_of(std::uint16_t port) {
     const Reply reply = admin_request(port, "GET", "/status");
     REQUIRE(reply.status == 200);

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "../support/prometheus_text.hpp"
 #include "harness.hpp"
 #include "proxy_fixture.hpp"
 
@@ -21,6 +22,10 @@ struct Reply {
 // One request to the admin endpoint on 127.0.0.1:port, with a bearer token if given.
 Reply admin_request(std::uint16_t port, const std::string& method, const std::string& path,
                     const std::string& token = "");
+
+// GET /metrics, parsed by the strict Prometheus parser (a failed Catch2 REQUIRE unless
+// it answers 200).
+Exposition scrape(std::uint16_t port, const std::string& token = "");
 
 // GET /status, parsed (a failed Catch2 REQUIRE unless it answers 200).
 nlohmann::json status_of(std::uint16_t port);

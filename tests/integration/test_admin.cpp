@@ -25,13 +25,6 @@ namespace {
 
 constexpr std::size_t MiB = 1024 * 1024;
 
-Exposition scrape(std::uint16_t port, const std::string& token = "") {
-    const Reply reply = admin_request(port, "GET", "/metrics", token);
-    INFO(reply.body);
-    REQUIRE(reply.status == 200);
-    return parse_prometheus_text(reply.body);
-}
-
 // Waits until fulcrum has logged `sessions` access lines: every counter of those
 // sessions is final once its line is written.
 void wait_sessions_ended(Fulcrum& fulcrum, std::size_t sessions) {

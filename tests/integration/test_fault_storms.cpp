@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "../support/prometheus_text.hpp"
+#include "admin_client.hpp"
 #include "harness.hpp"
 #include "net.hpp"
 #include "proxy_fixture.hpp"
@@ -31,10 +32,6 @@ namespace {
 
 constexpr std::size_t KiB = 1024;
 constexpr std::size_t MiB = 1024 * KiB;
-
-Exposition scrape(std::uint16_t admin) {
-    return parse_prometheus_text(http_get(connect_to(admin), "/metrics"));
-}
 
 // Open descriptors of `process` by kind ("socket", "anon_inode:[eventfd]", a file's path),
 // pipes left out: fulcrum keeps spare splice pipes for reuse (pipes in use have a gauge).

@@ -6,8 +6,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <httplib.h>
-
 #include <catch2/catch.hpp>
 #include <cerrno>
 #include <chrono>
@@ -30,15 +28,6 @@ namespace {
 
 constexpr std::size_t KiB = 1024;
 constexpr std::size_t MiB = 1024 * KiB;
-
-Exposition scrape(std::uint16_t admin) {
-    httplib::Client client("127.0.0.1", admin);
-    client.set_connection_timeout(5s);
-    client.set_read_timeout(10s);
-    httplib::Result result = client.Get("/metrics");
-    if (!result || result->status != 200) throw std::runtime_error("GET /metrics failed");
-    return parse_prometheus_text(result->body);
-}
 
 double metric(std::uint16_t admin, const std::string& name) {
     return scrape(admin).value(name);

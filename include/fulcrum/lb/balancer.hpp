@@ -36,10 +36,6 @@ public:
     // Seeded from std::random_device, so that two fulcrums do not draw in lockstep.
     Balancer(std::shared_ptr<const Pool> pool, StrategyKind kind);
 
-    const Pool& pool() const { return *pool_; }
-    const std::shared_ptr<const Pool>& shared_pool() const { return pool_; }
-    StrategyKind kind() const { return kind_; }
-
     // Thread-safe. `tried`: the members this connection already failed on.
     Pick pick(const sockaddr* client, std::span<const PoolMember* const> tried);
     // The session is done with a member pick() gave it.
@@ -49,7 +45,6 @@ private:
     std::string_view reason_for_none(std::span<const PoolMember* const> tried) const;
 
     std::shared_ptr<const Pool> pool_;
-    StrategyKind kind_;
     std::unique_ptr<Strategy> strategy_;
 };
 

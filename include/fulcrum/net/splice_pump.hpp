@@ -55,7 +55,6 @@ public:
     // stopped). False: it stays on copy, nothing changed. True: it pumps at once, and
     // events may already have ended the session.
     bool start(unsigned direction);
-    bool active(unsigned direction) const { return flows_[direction].active; }
     // The session is closing: pipes are given back (or dropped with their bytes) and poll
     // handles closed. Nothing is reported after this.
     void close();

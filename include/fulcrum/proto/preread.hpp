@@ -42,7 +42,6 @@ class Preread {
 public:
     explicit Preread(const PrereadParser& parser) : parser_(parser) {}
 
-    const PrereadParser& parser() const { return parser_; }
     // The most the next read may take: the bytes beyond stay in the kernel until the
     // backend can take them.
     std::size_t room() const { return parser_.max_bytes() - buffer_.size(); }
