@@ -97,6 +97,8 @@ int Server::run() {
         check(uv_signal_start(&sigint_, on_signal, SIGINT), "uv_signal_start");
         check(uv_signal_start(&sigterm_, on_signal, SIGTERM), "uv_signal_start");
         check(uv_signal_start(&sighup_, on_signal, SIGHUP), "uv_signal_start");
+        check(uv_timer_init(&loop_, &ramp_timer_), "uv_timer_init");
+        ramp_timer_.data = this;
         for (unsigned i = 0; i < count; ++i) {
             workers_.push_back(std::make_unique<Worker>(i, count, config_, open_sessions_,
                                                         splice_counters_[i], [this] {
@@ -114,6 +116,8 @@ int Server::run() {
         for (int i = 0; i < signals_open; ++i) {
             uv_close(reinterpret_cast<uv_handle_t*>(signals[i]), nullptr);
         }
+        if (ramp_timer_.data != nullptr)
+            uv_close(reinterpret_cast<uv_handle_t*>(&ramp_timer_), nullptr);
         uv_close(reinterpret_cast<uv_handle_t*>(&worker_stopped_), nullptr);
         uv_run(&loop_, UV_RUN_DEFAULT);
         throw;
@@ -171,11 +175,28 @@ std::string Server::apply(std::shared_ptr<const Config> next) {
         state.pool = std::make_shared<const Pool>(
             service, existed ? old->second.pool.get() : nullptr, workers_.size());
         state.balancer = std::make_shared<Balancer>(state.pool, service.strategy);
-        // A service keeps its counters for as long as its name stays configured.
+        // A service keeps its counters and queue for as long as its name stays configured.
         state.counters =
             existed ? old->second.counters : std::make_shared<ServiceCounters>(workers_.size());
+        state.queue = existed ? old->second.queue : std::make_shared<WaitQueue>();
+        state.admission = std::make_shared<Admission>(
+            service.limits, existed ? old->second.admission.get() : nullptr);
+        if (existed) {
+            // Backends that left start their drain deadline; sessions on them continue.
+            for (const PoolMember& member : old->second.pool->members) {
+                if (state.pool->find(member.config.name) == nullptr) {
+                    member.backend->mark_leaving(steady_now_ms());
+                }
+            }
+        }
         next_services[service.name] = state;
         states.push_back(state);
+    }
+    for (const auto& [name, state] : services_) {
+        if (next_services.contains(name)) continue;
+        for (const PoolMember& member : state.pool->members) {
+            member.backend->mark_leaving(steady_now_ms());
+        }
     }
 
     for (std::size_t i = 0; i < workers_.size(); ++i) {
@@ -209,7 +230,58 @@ std::string Server::apply(std::shared_ptr<const Config> next) {
     health_->configure(states);
     admin_state_.publish(next, std::move(states));
     config_ = std::move(next);
+    const bool ramps = std::any_of(config_->services.begin(), config_->services.end(),
+                                   [](const ServiceConfig& s) { return s.slow_start.count() > 0; });
+    if (ramps) {
+        // A twentieth of the shortest ramp: each step of slow_start_factor is seen.
+        Duration shortest = Duration::max();
+        for (const ServiceConfig& s : config_->services) {
+            if (s.slow_start.count() > 0) shortest = std::min(shortest, s.slow_start);
+        }
+        const auto period =
+            static_cast<std::uint64_t>(std::max<std::int64_t>(50, shortest.count() / 20));
+        check(uv_timer_start(&ramp_timer_, on_ramp_tick, period, period), "uv_timer_start");
+    } else {
+        uv_timer_stop(&ramp_timer_);
+    }
     return plan.summary;
+}
+
+void Server::on_ramp_tick(uv_timer_t* timer) {
+    auto* self = static_cast<Server*>(timer->data);
+    const std::int64_t now = steady_now_ms();
+    bool moved = false;
+    for (auto& [name, state] : self->services_) {
+        if (state.config->slow_start.count() == 0) continue;
+        Pool pool = state.pool->reweighted(state.config->slow_start, now);
+        if (std::ranges::equal(pool.members, state.pool->members, {}, &PoolMember::effective_weight,
+                               &PoolMember::effective_weight)) {
+            continue;
+        }
+        state.pool = std::make_shared<const Pool>(std::move(pool));
+        state.balancer = std::make_shared<Balancer>(state.pool, state.config->strategy);
+        moved = true;
+    }
+    if (!moved) return;
+    std::vector<ServiceState> states;
+    for (const ServiceConfig& service : self->config_->services) {
+        states.push_back(self->services_.at(service.name));
+    }
+    self->publish(states);
+}
+
+void Server::publish(const std::vector<ServiceState>& states) {
+    for (auto& worker : workers_) {
+        std::vector<std::shared_ptr<const ServiceState>> shared;
+        for (const ServiceState& state : states) {
+            shared.push_back(std::make_shared<const ServiceState>(state));
+        }
+        Worker* target = worker.get();
+        target->post([target, shared = std::move(shared)] {
+            for (const auto& state : shared) target->update_service(state);
+        });
+    }
+    admin_state_.publish(config_, states);
 }
 
 void Server::reload() {
@@ -237,6 +309,7 @@ void Server::reload() {
 
 void Server::stop() {
     stopping_ = true;
+    uv_timer_stop(&ramp_timer_);
     admin_state_.begin_shutdown();  // /healthz answers 503 from now on
     health_->stop();
     for (auto& worker : workers_) worker->request_stop();
@@ -262,6 +335,7 @@ void Server::on_worker_stopped(uv_async_t* handle) {
     for (auto* h : {reinterpret_cast<uv_handle_t*>(&self->sigint_),
                     reinterpret_cast<uv_handle_t*>(&self->sigterm_),
                     reinterpret_cast<uv_handle_t*>(&self->sighup_),
+                    reinterpret_cast<uv_handle_t*>(&self->ramp_timer_),
                     reinterpret_cast<uv_handle_t*>(&self->worker_stopped_)}) {
         uv_close(h, nullptr);
     }

@@ -36,6 +36,10 @@ public:
 private:
     static void on_signal(uv_signal_t* handle, int signum);
     static void on_worker_stopped(uv_async_t* handle);
+    // While a service has slow_start: rebuilds the pools whose ramping weights moved on.
+    static void on_ramp_tick(uv_timer_t* timer);
+    // Hands `states` (configuration order) to every worker, and to the admin endpoint.
+    void publish(const std::vector<ServiceState>& states);
     // Moves to `next` by plan_reload's plan: opens the listeners it adds (all or nothing:
     // throws when one cannot bind), then hands the workers their changes. Returns the
     // plan's summary.
@@ -51,6 +55,7 @@ private:
     uv_signal_t sigterm_{};
     uv_signal_t sighup_{};
     uv_async_t worker_stopped_{};
+    uv_timer_t ramp_timer_{};
     std::atomic<std::size_t> stopped_workers_{0};
     std::atomic<std::size_t> open_sessions_{0};
     bool stopping_ = false;

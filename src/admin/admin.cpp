@@ -70,6 +70,16 @@ json last_check_json(const Backend& backend) {
             {"duration_seconds", std::chrono::duration<double>(check->duration).count()}};
 }
 
+// What an operator is shown first: "down", "drained", "full", "slow-start", "up".
+std::string_view backend_state(const PoolMember& member) {
+    const Backend& backend = *member.backend;
+    if (backend.drained.load(std::memory_order_relaxed)) return "drained";
+    if (!backend.passes_checks()) return "down";
+    if (!backend.has_room(member.config.max_connections)) return "full";
+    if (member.effective_weight < member.config.weight) return "slow-start";
+    return "up";
+}
+
 json backend_json(const PoolMember& member) {
     const Backend& backend = *member.backend;
     const bool drained = backend.drained.load(std::memory_order_relaxed);
@@ -79,12 +89,15 @@ json backend_json(const PoolMember& member) {
         {"resolved", member.config.address.numeric()},
         {"weight", member.config.weight},
         {"effective_weight", member.effective_weight},
+        {"backup", member.config.backup},
+        {"state", backend_state(member)},
         {"health", backend.passes_checks() ? "up" : "down"},
         {"admin_state", drained ? "drained" : "enabled"},
         {"eligible", backend.eligible()},
         {"active_connections", backend.active.load(std::memory_order_relaxed)},
         {"last_check", last_check_json(backend)},
     };
+    if (member.config.max_connections > 0) out["max_connections"] = member.config.max_connections;
     const std::int64_t out_until_ms = backend.out_until_ms.load(std::memory_order_relaxed);
     const std::int64_t now_ms = steady_now_ms();
     if (out_until_ms > now_ms) {
@@ -108,6 +121,7 @@ json status_json(const AdminState& state) {
             {"strategy", to_string(service.config->strategy)},
             {"on_failure", to_string(service.config->on_failure)},
             {"health_checks", service.config->health.enabled},
+            {"queue_length", service.queue->length()},
             {"backends", std::move(backends)},
         });
     }
@@ -144,6 +158,11 @@ void set_admin_state(const AdminState& state, const httplib::Request& req, httpl
         return;
     }
     const bool was_drained = member->backend->drained.exchange(drain);
+    if (drain && !was_drained) member->backend->mark_leaving(steady_now_ms());
+    if (!drain && was_drained) {
+        member->backend->leaving_since_ms.store(0, std::memory_order_relaxed);
+        member->backend->mark_up(steady_now_ms());  // slow start from here
+    }
     const int active = member->backend->active.load(std::memory_order_relaxed);
     if (was_drained != drain) {
         spdlog::warn("admin: service {}: backend {} {}", service_name, backend_name,

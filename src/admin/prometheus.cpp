@@ -208,6 +208,24 @@ std::string render_prometheus(const MetricsSample& sample) {
         }
     }
 
+    out.family("fulcrum_rejected_connections_total", "counter",
+               "Client connections turned away by a limit of the service, before any backend "
+               "was connected: queue_full, queue_timeout, per_source (either per-source "
+               "limit), rate (the service's connection_rate).");
+    for (const ServiceSample& s : sample.services) {
+        for (std::size_t reason = 0; reason < rejection_count; ++reason) {
+            out.sample("fulcrum_rejected_connections_total",
+                       {{"service", s.name}, {"reason", to_string(static_cast<Rejection>(reason))}},
+                       s.rejected[reason]);
+        }
+    }
+    out.family("fulcrum_service_queue_length", "gauge",
+               "Connections waiting for a backend slot (every routable backend at its "
+               "max_connections).");
+    for (const ServiceSample& s : sample.services) {
+        out.sample("fulcrum_service_queue_length", {{"service", s.name}}, s.queue_length);
+    }
+
     for (const BackendMetric& metric : backend_metrics) {
         out.family(metric.name, metric.type, metric.help);
         for (const ServiceSample& s : sample.services) {
@@ -215,6 +233,25 @@ std::string render_prometheus(const MetricsSample& sample) {
                 out.sample(metric.name, {{"service", s.name}, {"backend", b.name}},
                            metric.value(b));
             }
+        }
+    }
+    out.family("fulcrum_backend_effective_weight", "gauge",
+               "The weight the strategies use: the configured one, lower while slow start "
+               "ramps it.");
+    for (const ServiceSample& s : sample.services) {
+        for (const BackendSample& b : s.backends) {
+            out.sample("fulcrum_backend_effective_weight",
+                       {{"service", s.name}, {"backend", b.name}}, b.effective_weight);
+        }
+    }
+    out.family("fulcrum_backend_max_connections", "gauge",
+               "The backend's max_connections, for backends that have one.");
+    for (const ServiceSample& s : sample.services) {
+        for (const BackendSample& b : s.backends) {
+            if (b.max_connections == 0) continue;
+            out.sample("fulcrum_backend_max_connections",
+                       {{"service", s.name}, {"backend", b.name}},
+                       static_cast<std::uint64_t>(b.max_connections));
         }
     }
     out.family("fulcrum_backend_session_duration_seconds", "histogram",
@@ -250,7 +287,10 @@ std::vector<ServiceSample> sample_services(const std::vector<ServiceState>& serv
             s.proxy_rejected += t.proxy_rejected.value();
             for (std::size_t i = 0; i < on_failure_count; ++i)
                 s.no_backend[i] += t.no_backend[i].value();
+            for (std::size_t i = 0; i < rejection_count; ++i)
+                s.rejected[i] += t.rejected[i].value();
         });
+        s.queue_length = service.queue ? service.queue->length() : 0;
         for (const PoolMember& member : service.pool->members) {
             const Backend* backend = member.backend.get();
             BackendSample& b = s.backends.emplace_back();
@@ -267,6 +307,8 @@ std::vector<ServiceSample> sample_services(const std::vector<ServiceState>& serv
                 std::max(0, backend->active.load(std::memory_order_relaxed)));
             b.healthy = backend->passes_checks();
             b.drained = backend->drained.load(std::memory_order_relaxed);
+            b.effective_weight = member.effective_weight;
+            b.max_connections = member.config.max_connections;
             if (service.config->health.enabled) {
                 backend->check_duration.add_to(b.check_duration.emplace());
             }

@@ -210,6 +210,15 @@ std::pair<int, int> to_status_range(const Value& value) {
     return {low, high};
 }
 
+Rate to_rate(const Value& value) {
+    const std::string text = to_string_value(value);
+    if (const auto rate = parse_rate(text)) return *rate;
+    throw Invalid(
+        fmt::format("\"{}\" is not a rate; write <count>/s or <count>/m with a count from 1 to "
+                    "1000000000, e.g. \"2000/s\"",
+                    text));
+}
+
 unsigned to_workers(const Value& value) {
     if (value.is_string() && value.as_string().str == "auto") return 0;
     if (!value.is_integer()) {
@@ -296,6 +305,13 @@ void read_health(Section& section, HealthConfig& health) {
     }
 }
 
+void read_limits(Section& section, LimitsConfig& limits) {
+    section.read("max_connections_per_source", limits.max_connections_per_source,
+                 integer_at_least<std::size_t>(1));
+    section.read("connection_rate", limits.connection_rate, to_rate);
+    section.read("connection_rate_per_source", limits.connection_rate_per_source, to_rate);
+}
+
 void read_passive(Section& section, PassiveConfig& passive) {
     section.read("enabled", passive.enabled, to_bool);
     section.read("max_failures", passive.max_failures, integer_at_least<int>(1));
@@ -312,6 +328,8 @@ BackendConfig read_backend(Section& section, const ServiceConfig& service) {
         backend.name = backend.address.text;
     }
     section.read("weight", backend.weight, integer_at_least<int>(1));
+    section.read("max_connections", backend.max_connections, integer_at_least<int>(1));
+    section.read("backup", backend.backup, to_bool);
     return backend;
 }
 
@@ -335,6 +353,11 @@ ServiceConfig read_service(Section& section) {
         section.error("proxy_timeout", "needs accept_proxy = true");
     }
 
+    section.read("queue_timeout", service.queue_timeout, to_duration);
+    section.read("queue_max", service.queue_max, integer_at_least<std::size_t>(1));
+    section.read("drain_timeout", service.drain_timeout, to_positive_duration);
+    section.read("slow_start", service.slow_start, to_duration);
+
     Owners backend_names;
     section.required_tables("backend", [&](Section& item) {
         BackendConfig backend = read_backend(item, service);
@@ -356,6 +379,7 @@ ServiceConfig read_service(Section& section) {
         }
     });
     section.table("passive", [&](Section& passive) { read_passive(passive, service.passive); });
+    section.table("limits", [&](Section& limits) { read_limits(limits, service.limits); });
     return service;
 }
 

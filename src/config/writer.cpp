@@ -95,6 +95,23 @@ std::string to_toml(const Config& config) {
             line("proxy_trusted", fmt::format("[{}]", fmt::join(trusted, ", ")));
             line("proxy_timeout", toml_string(service.proxy_timeout));
         }
+        line("queue_timeout", toml_string(service.queue_timeout));
+        line("queue_max", std::to_string(service.queue_max));
+        if (service.drain_timeout) line("drain_timeout", toml_string(*service.drain_timeout));
+        line("slow_start", toml_string(service.slow_start));
+
+        const LimitsConfig& limits = service.limits;
+        out += "\n[service.limits]\n";
+        if (limits.max_connections_per_source > 0) {
+            line("max_connections_per_source", std::to_string(limits.max_connections_per_source));
+        }
+        if (limits.connection_rate) {
+            line("connection_rate", toml_string(format_rate(*limits.connection_rate)));
+        }
+        if (limits.connection_rate_per_source) {
+            line("connection_rate_per_source",
+                 toml_string(format_rate(*limits.connection_rate_per_source)));
+        }
 
         const HealthConfig& health = service.health;
         out += "\n[service.health]\n";
@@ -124,6 +141,10 @@ std::string to_toml(const Config& config) {
             line("address", toml_string(backend.address.text));
             line("weight", std::to_string(backend.weight));
             line("send_proxy", toml_string(to_string(backend.send_proxy)));
+            if (backend.max_connections > 0) {
+                line("max_connections", std::to_string(backend.max_connections));
+            }
+            line("backup", fmt::format("{}", backend.backup));
         }
     }
     return out;

@@ -196,8 +196,12 @@ void HealthChecker::update_routing(ServiceGroup& group) {
     for (Target* t : group.targets) {
         // Checks say what they saw; routing may still use a backend they find down.
         t->backend->check_up.store(t->tracker.up(), std::memory_order_relaxed);
-        t->backend->routable.store(t->tracker.up() || (all_down && fail_open),
-                                   std::memory_order_relaxed);
+        const bool routable = t->tracker.up() || (all_down && fail_open);
+        if (routable && !t->backend->routable.exchange(routable, std::memory_order_relaxed)) {
+            t->backend->mark_up(steady_now_ms());  // back in rotation: slow start from here
+        } else if (!routable) {
+            t->backend->routable.store(false, std::memory_order_relaxed);
+        }
     }
 }
 

@@ -10,6 +10,18 @@ std::int64_t steady_now_ms() {
         .count();
 }
 
+bool Backend::take_slot(int max_connections) {
+    if (max_connections == 0) {
+        active.fetch_add(1, std::memory_order_relaxed);
+        return true;
+    }
+    int current = active.load(std::memory_order_relaxed);
+    do {
+        if (current >= max_connections) return false;
+    } while (!active.compare_exchange_weak(current, current + 1, std::memory_order_relaxed));
+    return true;
+}
+
 bool Backend::record_connect_failure(std::int64_t now_ms, const PassiveConfig& passive) {
     std::int64_t start = window_start_ms_.load(std::memory_order_relaxed);
     if (now_ms - start > passive.window.count() &&
@@ -36,14 +48,37 @@ std::optional<CheckRecord> Backend::last_check() const {
     return last_check_;
 }
 
-Pool::Pool(const ServiceConfig& service, const Pool* previous, std::size_t workers) {
+double slow_start_factor(Duration slow_start, std::int64_t up_since_ms, std::int64_t now_ms) {
+    if (up_since_ms == 0 || slow_start <= Duration::zero()) return 1;
+    constexpr int steps = 20;
+    const std::int64_t step = (now_ms - up_since_ms) * steps / slow_start.count();
+    if (step >= steps) return 1;
+    return step <= 0 ? 0.01 : static_cast<double>(step) / steps;
+}
+
+Pool::Pool(const ServiceConfig& service, const Pool* previous, std::size_t workers,
+           std::int64_t now_ms) {
     members.reserve(service.backends.size());
     for (const BackendConfig& config : service.backends) {
         const PoolMember* old = previous != nullptr ? previous->find(config.name) : nullptr;
-        members.push_back(
-            {old != nullptr ? old->backend : std::make_shared<Backend>(config.name, workers),
-             config, config.weight});
+        std::shared_ptr<Backend> backend =
+            old != nullptr ? old->backend : std::make_shared<Backend>(config.name, workers);
+        if (old == nullptr && previous != nullptr) backend->mark_up(now_ms);
+        members.push_back({std::move(backend), config, 1});
+        has_backups = has_backups || config.backup;
     }
+    *this = reweighted(service.slow_start, now_ms);
+}
+
+Pool Pool::reweighted(Duration slow_start, std::int64_t now_ms) const {
+    Pool copy = *this;
+    for (PoolMember& member : copy.members) {
+        member.effective_weight =
+            member.config.weight *
+            slow_start_factor(slow_start,
+                              member.backend->up_since_ms.load(std::memory_order_relaxed), now_ms);
+    }
+    return copy;
 }
 
 const PoolMember* Pool::find(std::string_view name) const {

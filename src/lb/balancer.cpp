@@ -20,11 +20,35 @@ Balancer::Balancer(std::shared_ptr<const Pool> pool, StrategyKind kind, std::uin
 Balancer::Balancer(std::shared_ptr<const Pool> pool, StrategyKind kind)
     : Balancer(std::move(pool), kind, seed_from_random_device()) {}
 
+Tier Balancer::tier_for(std::span<const PoolMember* const> tried) const {
+    if (!pool_->has_backups) return Tier::primary;
+    // A primary that is routable, full or not, keeps the backups out; one this connection
+    // already failed on does not.
+    const bool primary_available = std::ranges::any_of(pool_->members, [&](const PoolMember& m) {
+        return !m.config.backup && m.backend->eligible() &&
+               std::ranges::find(tried, &m) == tried.end();
+    });
+    return primary_available ? Tier::primary : Tier::backup;
+}
+
 Pick Balancer::pick(const sockaddr* client, std::span<const PoolMember* const> tried) {
-    const PoolMember* member = strategy_->pick(client, tried);
-    if (member == nullptr) return {Pick::Kind::none, nullptr, reason_for_none(tried)};
-    member->backend->active.fetch_add(1, std::memory_order_relaxed);
-    return {Pick::Kind::backend, member, {}};
+    const Tier tier = tier_for(tried);
+    // A member seen with room can fill up before the slot is taken: then pick again, and
+    // the strategy sees it full. Every turn that fails sees one more member full.
+    for (std::size_t turn = 0; turn <= pool_->members.size(); ++turn) {
+        const PoolMember* member = strategy_->pick(client, tried, tier);
+        if (member == nullptr) break;
+        if (member->backend->take_slot(member->config.max_connections)) {
+            return {Pick::Kind::backend, member, {}};
+        }
+    }
+    const bool one_may_free_up = std::ranges::any_of(pool_->members, [&](const PoolMember& m) {
+        return m.config.backup == (tier == Tier::backup) && m.backend->eligible() &&
+               !m.backend->has_room(m.config.max_connections) &&
+               std::ranges::find(tried, &m) == tried.end();
+    });
+    if (one_may_free_up) return {Pick::Kind::wait, nullptr, "every backend is full"};
+    return {Pick::Kind::none, nullptr, reason_for_none(tried)};
 }
 
 void Balancer::release(const PoolMember& member) {

@@ -1,6 +1,7 @@
 #include "fulcrum/lb/strategy.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <optional>
 #include <stdexcept>
@@ -19,23 +20,24 @@ public:
         : sessions_(member.backend->active.load(std::memory_order_relaxed) + 1),
           weight_(member.effective_weight) {}
 
-    // sessions / weight < other.sessions / other.weight, cross-multiplied to stay exact.
+    // sessions / weight < other.sessions / other.weight, cross-multiplied (weights > 0).
     bool operator<(const RelativeLoad& other) const {
         return sessions_ * other.weight_ < other.sessions_ * weight_;
     }
 
 private:
-    std::int64_t sessions_;
-    std::int64_t weight_;
+    double sessions_;
+    double weight_;
 };
 
-// The effective weights of `pool`, divided by their common divisor and scaled down to
-// sum at most `limit` (each at least 1).
+// The effective weights of `pool` in integer hundredths (slow start ramps in steps of a
+// twentieth from a hundredth), divided by their common divisor and scaled down to sum at
+// most `limit` (each at least 1).
 std::vector<std::uint64_t> reduced_weights(const Pool& pool, std::size_t limit) {
     std::vector<std::uint64_t> weights;
     std::uint64_t divisor = 0;
     for (const PoolMember& member : pool.members) {
-        weights.push_back(static_cast<std::uint64_t>(std::max(1, member.effective_weight)));
+        weights.push_back(std::max<std::uint64_t>(1, std::llround(member.effective_weight * 100)));
         divisor = std::gcd(divisor, weights.back());
     }
     std::uint64_t total = 0;
@@ -71,8 +73,10 @@ std::unique_ptr<Strategy> make_strategy(StrategyKind kind, std::shared_ptr<const
     throw std::logic_error("make_strategy: unknown strategy kind");
 }
 
-bool is_candidate(const PoolMember& member, std::span<const PoolMember* const> tried) {
-    return member.backend->eligible() && std::ranges::find(tried, &member) == tried.end();
+bool is_candidate(const PoolMember& member, const Strategy::Scope& scope) {
+    return member.config.backup == (scope.tier == Tier::backup) && member.backend->eligible() &&
+           member.backend->has_room(member.config.max_connections) &&
+           std::ranges::find(scope.tried, &member) == scope.tried.end();
 }
 
 RoundRobin::RoundRobin(std::shared_ptr<const Pool> pool) : pool_(std::move(pool)) {
@@ -93,7 +97,7 @@ RoundRobin::RoundRobin(std::shared_ptr<const Pool> pool) : pool_(std::move(pool)
     }
 }
 
-const PoolMember* RoundRobin::pick(const sockaddr*, std::span<const PoolMember* const> tried) {
+const PoolMember* RoundRobin::choose(const sockaddr*, const Scope& scope) {
     const std::size_t period = schedule_.size();
     if (period == 0) return nullptr;
     // A turn that falls on a member out of rotation is passed over with a new ticket, so
@@ -101,20 +105,19 @@ const PoolMember* RoundRobin::pick(const sockaddr*, std::span<const PoolMember* 
     for (std::size_t n = 0; n < period; ++n) {
         const std::uint64_t ticket = ticket_.fetch_add(1, std::memory_order_relaxed);
         const PoolMember& member = pool_->members[schedule_[ticket % period]];
-        if (is_candidate(member, tried)) return &member;
+        if (is_candidate(member, scope)) return &member;
     }
     return nullptr;
 }
 
 LeastConnections::LeastConnections(std::shared_ptr<const Pool> pool) : pool_(std::move(pool)) {}
 
-const PoolMember* LeastConnections::pick(const sockaddr*,
-                                         std::span<const PoolMember* const> tried) {
+const PoolMember* LeastConnections::choose(const sockaddr*, const Scope& scope) {
     // Each load is read once: other workers move the counts while we compare.
     std::optional<std::size_t> best;
     std::optional<RelativeLoad> best_load;
     for_each_candidate(
-        *pool_, tried,
+        *pool_, scope,
         [&](std::size_t i, const PoolMember& member) {
             RelativeLoad load(member);
             if (!best_load || load < *best_load) {
@@ -135,11 +138,11 @@ std::uint64_t RandomTwo::next_random() {
     return mix(seed_ + draws_.fetch_add(1, std::memory_order_relaxed));
 }
 
-const PoolMember* RandomTwo::pick(const sockaddr*, std::span<const PoolMember* const> tried) {
+const PoolMember* RandomTwo::choose(const sockaddr*, const Scope& scope) {
     // Counted first, then the two draws located: no list of candidates to allocate. A
     // health change between the passes can leave a draw unmatched: it is then skipped.
     std::size_t count = 0;
-    for_each_candidate(*pool_, tried, [&](std::size_t, const PoolMember&) { ++count; });
+    for_each_candidate(*pool_, scope, [&](std::size_t, const PoolMember&) { ++count; });
     if (count == 0) return nullptr;
     // The second is drawn from the others, so the two are distinct.
     const std::size_t first = next_random() % count;
@@ -148,7 +151,7 @@ const PoolMember* RandomTwo::pick(const sockaddr*, std::span<const PoolMember* c
     const PoolMember* a = nullptr;
     const PoolMember* b = nullptr;
     std::size_t n = 0;
-    for_each_candidate(*pool_, tried, [&](std::size_t, const PoolMember& member) {
+    for_each_candidate(*pool_, scope, [&](std::size_t, const PoolMember& member) {
         if (n == first) a = &member;
         if (n == second) b = &member;
         ++n;

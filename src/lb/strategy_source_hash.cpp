@@ -48,9 +48,9 @@ struct Filler {
     std::size_t next_slot() { return (offset + next++ * skip) % MaglevTable::size; }
 };
 
-bool has_candidate(const Pool& pool, std::span<const PoolMember* const> tried) {
+bool has_candidate(const Pool& pool, const Strategy::Scope& scope) {
     bool found = false;
-    for_each_candidate(pool, tried, [&](std::size_t, const PoolMember&) { found = true; });
+    for_each_candidate(pool, scope, [&](std::size_t, const PoolMember&) { found = true; });
     return found;
 }
 
@@ -65,7 +65,7 @@ MaglevTable::MaglevTable(const Pool& pool) {
     for (std::uint32_t i = 0; i < backends.size(); ++i) {
         const BackendConfig& config = backends[i].config;
         const std::uint64_t name_hash = stable_hash(config.name);
-        const auto weight = static_cast<std::uint64_t>(std::max(1, backends[i].effective_weight));
+        const auto weight = static_cast<std::uint64_t>(std::max(1, config.weight));
         // Two hashes of the name, decorrelated by the mixer.
         fillers.push_back({.backend = i,
                            .weight = weight,
@@ -113,15 +113,14 @@ std::uint64_t hash_client_address(const sockaddr* client) {
 
 SourceHash::SourceHash(std::shared_ptr<const Pool> pool) : pool_(std::move(pool)), table_(*pool_) {}
 
-const PoolMember* SourceHash::pick(const sockaddr* client,
-                                   std::span<const PoolMember* const> tried) {
+const PoolMember* SourceHash::choose(const sockaddr* client, const Scope& scope) {
     if (table_.empty()) return nullptr;
     const std::size_t slot = hash_client_address(client) % MaglevTable::size;
     for (std::size_t step = 0; step < MaglevTable::size; ++step) {
         const PoolMember& member = pool_->members[table_[(slot + step) % MaglevTable::size]];
-        if (is_candidate(member, tried)) return &member;
+        if (is_candidate(member, scope)) return &member;
         // Spare the walk through the whole table when it cannot end well.
-        if (step == 0 && !has_candidate(*pool_, tried)) return nullptr;
+        if (step == 0 && !has_candidate(*pool_, scope)) return nullptr;
     }
     return nullptr;  // health changed during the walk
 }

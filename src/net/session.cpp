@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -46,6 +47,16 @@ std::string_view to_string(SessionEnd end) {
             return "idle-timeout";
         case SessionEnd::connect_failed:
             return "connect-failed";
+        case SessionEnd::no_backend:
+            return "no-backend";
+        case SessionEnd::queue_full:
+            return "queue-full";
+        case SessionEnd::queue_timeout:
+            return "queue-timeout";
+        case SessionEnd::limited:
+            return "limited";
+        case SessionEnd::drain_timeout:
+            return "drain-timeout";
         case SessionEnd::refused:
             return "refused";
         case SessionEnd::bad_proxy_header:
@@ -95,7 +106,7 @@ void Session::start(int client_fd, const SocketAddress& peer) {
     if (config().accept_proxy) {
         start_preread(proxy_header_parser);
     } else {
-        connect_next();
+        admit();
     }
 }
 
@@ -141,7 +152,7 @@ void Session::read_preread(ssize_t nread, const uv_buf_t* buf) {
     // What is left are the client's first bytes: they go to the backend first.
     first_bytes_ = preread_->take_rest();
     preread_.reset();
-    connect_next();
+    admit();
 }
 
 void Session::reject_preread(std::string_view reason) {
@@ -155,6 +166,79 @@ void Session::abort(SessionEnd why) {
     close(why);
 }
 
+void Session::enforce_drain_deadline(std::int64_t now_ms) {
+    if (member_ == nullptr || state_ == State::closing) return;
+    const std::optional<Duration> deadline = listener_.service().drain_timeout;
+    const std::int64_t since = member_->backend->leaving_since_ms.load(std::memory_order_relaxed);
+    if (!deadline || since == 0 || now_ms - since < deadline->count()) return;
+    spdlog::info("service {}: client {}: backend {} left {} ago (drain_timeout): closing",
+                 config().name, client_text(), member_->config.name,
+                 format_duration(Duration(now_ms - since)));
+    close(SessionEnd::drain_timeout);
+}
+
+void Session::admit() {
+    if (const std::optional<Rejection> rejection = service_->admission->admit(client_addr_.get())) {
+        reject(*rejection);
+        return;
+    }
+    admitted_ = true;
+    connect_next();
+}
+
+void Session::reject(Rejection reason) {
+    const ServiceConfig& service = config();
+    service_traffic().rejected[static_cast<std::size_t>(reason)].add();
+    if (service_->admission->opens_episode(reason, steady_now_ms())) {
+        // One line per episode; /metrics counts every connection.
+        spdlog::warn(
+            "service {}: turning connections away: {} (first: client {}); "
+            "fulcrum_rejected_connections_total counts them",
+            service.name,
+            reason == Rejection::per_source   ? "over a per-source limit"
+            : reason == Rejection::rate       ? "over connection_rate"
+            : reason == Rejection::queue_full ? "every backend full and the queue full"
+                                              : "waited queue_timeout for a backend slot",
+            client_text());
+    }
+    switch (reason) {
+        case Rejection::queue_full:
+            apply_on_failure("every backend is full and the queue is full", SessionEnd::queue_full);
+            return;
+        case Rejection::queue_timeout:
+            apply_on_failure("no backend slot within queue_timeout", SessionEnd::queue_timeout);
+            return;
+        case Rejection::per_source:
+        case Rejection::rate:
+            // No backend was involved: closed at once, reset if on_failure resets.
+            close(SessionEnd::limited, service.on_failure == OnFailure::reset ? &client_ : nullptr);
+            return;
+    }
+}
+
+// A session's place in its service's queue. The grant comes from whichever thread frees
+// a slot; it is carried to the session's own thread, where `session` is read (nullptr
+// once the session left the queue).
+struct Session::Waiting final : WaitTicket {
+    Waiting(Session* waiter, const WorkerContext& worker, std::shared_ptr<WaitQueue> queue)
+        : session(waiter), context(worker), service_queue(std::move(queue)) {}
+
+    void grant(const std::shared_ptr<WaitTicket>& self, std::shared_ptr<Backend> slot) override {
+        context.post([self, slot = std::move(slot)]() mutable {
+            auto* waiting = static_cast<Waiting*>(self.get());
+            if (waiting->session != nullptr) {
+                waiting->session->granted(std::move(slot));
+            } else if (slot) {
+                waiting->service_queue->release(slot);  // nobody to take it: pass it on
+            }
+        });
+    }
+
+    Session* session;
+    const WorkerContext& context;
+    const std::shared_ptr<WaitQueue> service_queue;
+};
+
 void Session::connect_next() {
     Pick pick;
     if (tried_.size() <= static_cast<std::size_t>(config().retries)) {
@@ -162,11 +246,83 @@ void Session::connect_next() {
     } else {
         pick.reason = "retries exhausted";
     }
-    if (pick.kind != Pick::Kind::backend) {
-        apply_on_failure(pick.reason);
+    if (pick.kind == Pick::Kind::wait) {
+        wait_for_slot(false);
         return;
     }
-    member_ = pick.member;
+    if (pick.kind != Pick::Kind::backend) {
+        apply_on_failure(pick.reason,
+                         tried_.empty() ? SessionEnd::no_backend : SessionEnd::connect_failed);
+        return;
+    }
+    connect_to(*pick.member);
+}
+
+void Session::wait_for_slot(bool requeue) {
+    const ServiceConfig& service = config();
+    const std::uint64_t now = uv_now(worker().loop());
+    if (!requeue) queued_since_ms_ = now;
+    const auto limit = static_cast<std::uint64_t>(service.queue_timeout.count());
+    const std::uint64_t waited = now - queued_since_ms_;
+    if (limit == 0 || (requeue && waited >= limit)) {
+        reject(limit == 0 ? Rejection::queue_full : Rejection::queue_timeout);
+        return;
+    }
+    auto waiting = std::make_shared<Waiting>(this, worker(), service_->queue);
+    Pick pick;
+    const WaitQueue::Admission admission = service_->queue->enqueue(
+        waiting, service.queue_max, requeue,
+        [&] { return service_->balancer->pick(client_addr_.get(), tried_); }, pick);
+    if (admission == WaitQueue::Admission::picked) {
+        connect_to(*pick.member);
+        return;
+    }
+    if (admission == WaitQueue::Admission::full) {
+        reject(Rejection::queue_full);
+        return;
+    }
+    waiting_ = std::move(waiting);
+    state_ = State::queued;
+    uv_timer_start(&timer_, on_timer, limit - waited, 0);
+}
+
+void Session::granted(std::shared_ptr<Backend> slot) {
+    waiting_->session = nullptr;
+    waiting_.reset();
+    uv_timer_stop(&timer_);
+    if (slot) {
+        // The slot is of the service's backend by that name; this session's snapshot may
+        // not have it (a reload in between), or it failed on it already: then pass it on.
+        const PoolMember* member = service_->pool->find(slot->name);
+        if (member != nullptr && member->backend == slot &&
+            std::ranges::find(tried_, member) == tried_.end()) {
+            connect_to(*member);
+            return;
+        }
+        service_->queue->release(slot);
+    }
+    // Woken to look again (a slot came free where it could not be handed over).
+    const Pick pick = service_->balancer->pick(client_addr_.get(), tried_);
+    if (pick.kind == Pick::Kind::backend) {
+        connect_to(*pick.member);
+    } else if (pick.kind == Pick::Kind::wait) {
+        wait_for_slot(true);
+    } else {
+        apply_on_failure(pick.reason,
+                         tried_.empty() ? SessionEnd::no_backend : SessionEnd::connect_failed);
+    }
+}
+
+void Session::leave_queue() {
+    if (!waiting_) return;
+    // Not found: its grant is on the way here, and passes the slot on (session unset).
+    service_->queue->cancel(waiting_);
+    waiting_->session = nullptr;
+    waiting_.reset();
+}
+
+void Session::connect_to(const PoolMember& member) {
+    member_ = &member;
     if (!tried_.empty()) traffic_of(*member_).retries.add();
     tried_.push_back(member_);
 
@@ -219,7 +375,7 @@ void Session::attempt_failed(std::string error) {
                   member_->config.name, error);
     if (!attempt_errors_.empty()) attempt_errors_ += ", ";
     attempt_errors_ += member_->config.name + " (" + error + ")";
-    Balancer::release(*member_);
+    service_->queue->release(member_->backend);
     member_ = nullptr;
     uv_timer_stop(&timer_);
     state_ = State::retrying;  // on_closed starts the next attempt
@@ -277,15 +433,20 @@ bool Session::write_preamble() {
                                               static_cast<unsigned>(preamble.size()))) == 0;
 }
 
-void Session::apply_on_failure(std::string_view reason) {
+void Session::apply_on_failure(std::string_view reason, SessionEnd end) {
     const ServiceConfig& service = config();
-    spdlog::warn("service {}: client {}: no backend available, tried: {}: {}; on_failure={}",
-                 service.name, client_text(), attempt_errors_.empty() ? "none" : attempt_errors_,
-                 reason, to_string(service.on_failure));
+    // Queue rejections have their own episode line and counter.
+    if (end != SessionEnd::queue_full && end != SessionEnd::queue_timeout) {
+        spdlog::warn("service {}: client {}: no backend available, tried: {}: {}; on_failure={}",
+                     service.name, client_text(),
+                     attempt_errors_.empty() ? "none" : attempt_errors_, reason,
+                     to_string(service.on_failure));
+    }
     state_ = State::failing;
+    end_ = end;
     service_traffic().no_backend[static_cast<std::size_t>(service.on_failure)].add();
     if (service.on_failure == OnFailure::reset) {
-        close(SessionEnd::connect_failed, &client_);
+        close(end, &client_);
         return;
     }
     auto* client = reinterpret_cast<uv_stream_t*>(&client_);
@@ -302,7 +463,7 @@ void Session::apply_on_failure(std::string_view reason) {
     }
     if (rc == 0) rc = uv_read_start(client, on_alloc, on_read);
     if (rc < 0) {
-        close(SessionEnd::connect_failed);
+        close(end);
         return;
     }
     uv_timer_start(&timer_, on_timer, drain_timeout_ms, 0);
@@ -326,7 +487,7 @@ void Session::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
             return;
         case State::failing:
             // Draining a client that got no backend: discard until it is done.
-            if (nread < 0) s->close(SessionEnd::connect_failed);
+            if (nread < 0) s->close(s->end_);
             return;
         case State::prereading:
             s->read_preread(nread, buf);
@@ -440,7 +601,7 @@ void Session::on_write(uv_write_t* req, int status) {
 
 void Session::write_done(Direction& d, int status) {
     if (d.pending) worker().give_block(std::move(d.pending));
-    if (state_ == State::failing && status < 0) close(SessionEnd::connect_failed);
+    if (state_ == State::failing && status < 0) close(end_);
     if (state_ != State::established) return;  // failing, or cancelled by close
     if (status < 0) {
         close(failure_of(d.sink), d.source);
@@ -496,7 +657,7 @@ int Session::start_write(Direction& d, uv_buf_t chunk) {
 void Session::on_shutdown(uv_shutdown_t* req, int status) {
     // Only on_failure's FIN to the client goes through libuv's shutdown.
     Session* s = of(req);
-    if (s->state_ == State::failing && status < 0) s->close(SessionEnd::connect_failed);
+    if (s->state_ == State::failing && status < 0) s->close(s->end_);
 }
 
 void Session::on_timer(uv_timer_t* timer) {
@@ -521,8 +682,12 @@ void Session::on_timer(uv_timer_t* timer) {
             }
             return;
         }
+        case State::queued:
+            s->leave_queue();
+            s->reject(Rejection::queue_timeout);
+            return;
         case State::failing:
-            s->close(SessionEnd::connect_failed);
+            s->close(s->end_);
             return;
         default:
             return;
@@ -535,6 +700,7 @@ SessionEnd Session::failure_of(const uv_tcp_t* side) const {
 
 void Session::close(SessionEnd why, uv_tcp_t* reset) {
     if (state_ == State::closing) return;
+    leave_queue();
     state_ = State::closing;
     end_ = why;
     if (reset != nullptr && (reset == &client_ || backend_open_)) {
@@ -571,8 +737,9 @@ void Session::on_closed(uv_handle_t* handle) {
 
 void Session::destroy() {
     const std::uint64_t now = uv_now(worker().loop());
+    if (admitted_) service_->admission->release(client_addr_.get());
     if (member_ != nullptr) {
-        Balancer::release(*member_);
+        service_->queue->release(member_->backend);
         traffic_of(*member_).session_duration.observe(std::chrono::milliseconds(now - started_ms_));
     }
     if (worker().access_log()) {

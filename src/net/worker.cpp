@@ -27,13 +27,16 @@ Worker::Worker(unsigned id, unsigned workers, std::shared_ptr<const Config> conf
                std::function<void()> on_stopped)
     : id_(id), open_sessions_(open_sessions), on_stopped_(std::move(on_stopped)) {
     check(uv_loop_init(&loop_), "uv_loop_init");
-    context_ = std::make_unique<WorkerContext>(id, workers, &loop_, open_sessions, splice);
+    context_ = std::make_unique<WorkerContext>(id, workers, &loop_, open_sessions, splice,
+                                               [this](auto task) { post(std::move(task)); });
     loop_.data = context_.get();  // how sessions find their worker without a pointer each
-    set_config(std::move(config));
     check(uv_async_init(&loop_, &async_, on_async), "uv_async_init");
     async_.data = this;
     check(uv_timer_init(&loop_, &shutdown_timer_), "uv_timer_init");
     shutdown_timer_.data = this;
+    check(uv_timer_init(&loop_, &drain_timer_), "uv_timer_init");
+    drain_timer_.data = this;
+    set_config(std::move(config));
 }
 
 Worker::~Worker() {
@@ -44,6 +47,7 @@ Worker::~Worker() {
         for (auto& listener : listeners_) listener->close();
         uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
         uv_close(reinterpret_cast<uv_handle_t*>(&shutdown_timer_), nullptr);
+        uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
         uv_run(&loop_, UV_RUN_DEFAULT);
     }
     context_.reset();  // its pipes
@@ -55,6 +59,22 @@ Worker::~Worker() {
 void Worker::set_config(std::shared_ptr<const Config> config) {
     config_ = std::move(config);
     context_->configure(*config_);
+    // The check runs only while some service has a drain deadline.
+    const bool deadlines = std::any_of(config_->services.begin(), config_->services.end(),
+                                       [](const ServiceConfig& s) { return s.drain_timeout; });
+    if (deadlines && !stopping_ && !uv_is_active(reinterpret_cast<uv_handle_t*>(&drain_timer_))) {
+        // Cannot fail on an initialised timer with a callback.
+        uv_timer_start(&drain_timer_, on_drain_check, 1000, 1000);
+    } else if (!deadlines) {
+        uv_timer_stop(&drain_timer_);
+    }
+}
+
+void Worker::on_drain_check(uv_timer_t* timer) {
+    auto* self = static_cast<Worker*>(timer->data);
+    const std::int64_t now = steady_now_ms();
+    // Closing is asynchronous: a session leaves the list in a later close callback.
+    for (Session* s = self->sessions_; s != nullptr; s = s->next) s->enforce_drain_deadline(now);
 }
 
 void Worker::listen(std::shared_ptr<const ServiceState> service, ListeningSocket socket) {
@@ -148,6 +168,7 @@ void Worker::end_loop_if_idle() {
     // With these closed the loop has no handle left and uv_run returns.
     uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&shutdown_timer_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
 }
 
 void Worker::add(Session* session) {

@@ -21,10 +21,12 @@ void close_pipe(const Pipe& pipe) {
 }  // namespace
 
 WorkerContext::WorkerContext(unsigned id, unsigned workers, uv_loop_t* loop,
-                             std::atomic<std::size_t>& open_sessions, SpliceTraffic& splice)
+                             std::atomic<std::size_t>& open_sessions, SpliceTraffic& splice,
+                             Post post)
     : id_(id),
       workers_(workers),
       loop_(loop),
+      post_(std::move(post)),
       open_sessions_(open_sessions),
       scratch_(std::make_unique_for_overwrite<char[]>(scratch_size)),
       splice_(splice) {}

@@ -902,8 +902,8 @@ TEST_CASE("deep nesting is rejected at the level that crosses the limit", "[conf
 TEST_CASE("nesting within the limit, and brackets in strings and comments, are fine",
           "[config][hostile]") {
     CHECK(error_of(minimal_with("x = " + repeated("[", 62) + repeated("]", 62))) ==
-          "t.toml:6:5: service[0].backend[0].x: unknown key; valid keys here: address, name, "
-          "send_proxy, weight");
+          "t.toml:6:5: service[0].backend[0].x: unknown key; valid keys here: address, backup, "
+          "max_connections, name, send_proxy, weight");
     const std::string brackets = repeated("[{", 100);
     for (const std::string& line :
          {"name = \"" + brackets + "\"", "name = '" + brackets + "'",
@@ -969,5 +969,6 @@ TEST_CASE("an unknown key far longer than any valid key lists the valid keys",
     const std::string key(max_config_size / 2, 'k');
     CHECK(error_of(minimal_with(key + " = 1")) ==
           "t.toml:6:" + std::to_string(key.size() + 4) + ": service[0].backend[0]." + key +
-              ": unknown key; valid keys here: address, name, send_proxy, weight");
+              ": unknown key; valid keys here: address, backup, max_connections, name, "
+              "send_proxy, weight");
 }

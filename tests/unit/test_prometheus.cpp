@@ -29,8 +29,12 @@ ServiceState service_with_backends(const std::string& name, std::size_t workers,
         config->backends.push_back(b);
     }
     auto pool = std::make_shared<const Pool>(*config, nullptr, workers);
-    return {config, pool, std::make_shared<Balancer>(pool, config->strategy, 1),
-            std::make_shared<ServiceCounters>(workers)};
+    return {config,
+            pool,
+            std::make_shared<Balancer>(pool, config->strategy, 1),
+            std::make_shared<ServiceCounters>(workers),
+            std::make_shared<WaitQueue>(),
+            std::make_shared<Admission>(config->limits, nullptr)};
 }
 
 }  // namespace

@@ -27,6 +27,8 @@ struct BackendSample {
     std::uint64_t active = 0;
     bool healthy = true;
     bool drained = false;
+    double effective_weight = 1;
+    int max_connections = 0;  // 0: no limit
     HistogramSample session_duration;
     std::optional<HistogramSample> check_duration;  // absent with health checks off
 };
@@ -37,6 +39,8 @@ struct ServiceSample {
     std::uint64_t refused = 0;
     std::uint64_t proxy_rejected = 0;
     std::array<std::uint64_t, on_failure_count> no_backend{};  // indexed by OnFailure
+    std::array<std::uint64_t, rejection_count> rejected{};     // indexed by Rejection
+    std::uint64_t queue_length = 0;
     std::vector<BackendSample> backends;
 };
 

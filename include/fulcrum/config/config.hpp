@@ -14,6 +14,7 @@
 #include "fulcrum/config/address.hpp"
 #include "fulcrum/config/cidr.hpp"
 #include "fulcrum/config/duration.hpp"
+#include "fulcrum/config/rate.hpp"
 #include "fulcrum/proto/proxy_protocol.hpp"
 
 namespace fulcrum {
@@ -94,8 +95,25 @@ struct BackendConfig {
     // The PROXY header written before the client's bytes: the backend's own setting, else
     // the service's; nullopt: none.
     std::optional<ProxyVersion> send_proxy;
+    // At most this many sessions at once, across workers; 0: no limit. A full backend is
+    // not picked; when every routable one is full, connections wait in the service's queue.
+    int max_connections = 0;
+    // Used only while no other (primary) backend is routable.
+    bool backup = false;
 
     bool operator==(const BackendConfig&) const = default;
+};
+
+// Admission limits of a service, checked before any backend is touched. A client's
+// "source" is its address, IPv6 clients by /64; behind a trusted PROXY header, the
+// address the header carries.
+struct LimitsConfig {
+    std::size_t max_connections_per_source = 0;  // open at once; 0: no limit
+    std::optional<Rate> connection_rate;         // new connections, the whole service
+    std::optional<Rate> connection_rate_per_source;
+
+    bool per_source() const { return max_connections_per_source > 0 || connection_rate_per_source; }
+    bool operator==(const LimitsConfig&) const = default;
 };
 
 struct ServiceConfig {
@@ -112,6 +130,15 @@ struct ServiceConfig {
     bool accept_proxy = false;
     std::vector<Cidr> proxy_trusted;  // peers allowed to send the header; empty: any
     Duration proxy_timeout = std::chrono::seconds(5);  // for the whole header to arrive
+    // How long a connection may wait for a backend slot when every routable backend is at
+    // its max_connections; 0: no waiting. At most queue_max wait at once.
+    Duration queue_timeout = std::chrono::seconds(2);
+    std::size_t queue_max = 1000;
+    // Sessions on a drained or removed backend are closed this long after it left.
+    std::optional<Duration> drain_timeout;
+    // A backend that turns routable ramps its weight from ~0 to full over this; 0: off.
+    Duration slow_start = Duration::zero();
+    LimitsConfig limits;
     HealthConfig health;
     PassiveConfig passive;
     std::vector<BackendConfig> backends;

@@ -45,8 +45,14 @@ struct Backend {
     // down and all_unhealthy = "fail-open" (set on the main loop).
     std::atomic<bool> routable{true};
     std::atomic<bool> drained{false};  // set by the admin endpoint: no new connections
-    // Sessions connecting or connected, all workers; moved by Balancer pick and release.
+    // Sessions connecting or connected, all workers; moved by Balancer pick and release
+    // (or handed from a session that ends to one waiting in the service's queue).
     std::atomic<int> active{0};
+    // When it last turned routable after not being (health rise, enable, added while the
+    // service ran): slow start ramps its weight from then. 0: routable since it started.
+    std::atomic<std::int64_t> up_since_ms{0};
+    // When it was drained or left the pool: drain_timeout counts from then. 0: neither.
+    std::atomic<std::int64_t> leaving_since_ms{0};
     // Passive detection: out of rotation until this time (0: not out).
     std::atomic<std::int64_t> out_until_ms{0};
     // Set when passive detection takes the backend out; the health checker takes it.
@@ -71,6 +77,20 @@ struct Backend {
                routable.load(std::memory_order_relaxed) && !passive_out();
     }
 
+    // Takes one of `max_connections` slots (0: no limit); false when all are taken. Exact
+    // across workers: a compare-and-swap, never a count past the limit.
+    bool take_slot(int max_connections);
+    bool has_room(int max_connections) const {
+        return max_connections == 0 || active.load(std::memory_order_relaxed) < max_connections;
+    }
+    // Routing may use it again (health rise, enable): restarts slow start.
+    void mark_up(std::int64_t now_ms) { up_since_ms.store(now_ms, std::memory_order_relaxed); }
+    // Drained or removed: starts the drain deadline (kept if it already runs).
+    void mark_leaving(std::int64_t now_ms) {
+        std::int64_t none = 0;
+        leaving_since_ms.compare_exchange_strong(none, now_ms, std::memory_order_relaxed);
+    }
+
     // Counts a connect failure seen while proxying; true when it takes the backend out
     // (max_failures within window). Lock-free: workers call it concurrently, and a race
     // at a window's edge can at worst miscount one failure.
@@ -92,23 +112,33 @@ private:
 struct PoolMember {
     std::shared_ptr<Backend> backend;
     BackendConfig config;  // address, configured weight, PROXY header: fixed in this snapshot
-    // What every strategy weighs: the configured weight, unless something (slow start,
-    // discovery) lowers it for a while.
-    int effective_weight = 1;
+    // What the strategies weigh: the configured weight, scaled down while slow start ramps
+    // it (source-hash excepted: its table keeps the configured weights).
+    double effective_weight = 1;
 };
+
+// The share of its weight a backend that turned routable at `up_since_ms` has at `now_ms`
+// under `slow_start`: from 1% up in twentieths, so a ramp rebuilds the pool 20 times at
+// most; 1 when there is no ramp (up_since_ms 0, slow_start 0, or the ramp is over).
+double slow_start_factor(Duration slow_start, std::int64_t up_since_ms, std::int64_t now_ms);
 
 // The backends of one service: an immutable snapshot; a reload builds a new one and
 // sessions keep the one they started with.
 struct Pool {
     // Takes the live state of `previous`'s backends by name, so that a backend keeps its
     // health, drain, active count and counters across a reload, whatever else changed.
-    // `workers` sizes the per-worker counters of backends that are new.
+    // `workers` sizes the per-worker counters of backends that are new. A backend new to
+    // a running service (`previous` set) starts its slow start at `now_ms`; effective
+    // weights are as of `now_ms`.
     explicit Pool(const ServiceConfig& service, const Pool* previous = nullptr,
-                  std::size_t workers = 1);
+                  std::size_t workers = 1, std::int64_t now_ms = steady_now_ms());
     std::vector<PoolMember> members;
+    bool has_backups = false;  // some member is a backup
 
     // The member named `name`, or nullptr.
     const PoolMember* find(std::string_view name) const;
+    // The same members, with their effective weights as of `now_ms` under `slow_start`.
+    Pool reweighted(Duration slow_start, std::int64_t now_ms) const;
 };
 
 }  // namespace fulcrum

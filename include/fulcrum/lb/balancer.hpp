@@ -36,12 +36,17 @@ public:
     // Seeded from std::random_device, so that two fulcrums do not draw in lockstep.
     Balancer(std::shared_ptr<const Pool> pool, StrategyKind kind);
 
-    // Thread-safe. `tried`: the members this connection already failed on.
+    // Thread-safe. `tried`: the members this connection already failed on. Backups are
+    // picked only when no primary is routable; a member at its max_connections is not
+    // picked, and when only such members are left the answer is "wait".
     Pick pick(const sockaddr* client, std::span<const PoolMember* const> tried);
-    // The session is done with a member pick() gave it.
+    // Frees a slot pick() took (a session with a queue gives it to WaitQueue::release,
+    // which may hand it to a waiting connection instead).
     static void release(const PoolMember& member);
 
 private:
+    // Primaries, unless none of them that this connection has not failed on is routable.
+    Tier tier_for(std::span<const PoolMember* const> tried) const;
     std::string_view reason_for_none(std::span<const PoolMember* const> tried) const;
 
     std::shared_ptr<const Pool> pool_;

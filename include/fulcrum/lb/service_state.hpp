@@ -9,6 +9,8 @@
 #include "fulcrum/config/config.hpp"
 #include "fulcrum/lb/backend.hpp"
 #include "fulcrum/lb/balancer.hpp"
+#include "fulcrum/lb/wait_queue.hpp"
+#include "fulcrum/limits/admission.hpp"
 #include "fulcrum/stats/metrics.hpp"
 
 namespace fulcrum {
@@ -18,6 +20,10 @@ struct ServiceState {
     std::shared_ptr<const Pool> pool;
     std::shared_ptr<Balancer> balancer;  // built from `pool`, shared by every worker
     std::shared_ptr<ServiceCounters> counters;
+    // Kept, like the counters, for as long as the service exists: the connections waiting
+    // for a backend slot survive a reload.
+    std::shared_ptr<WaitQueue> queue;
+    std::shared_ptr<Admission> admission;  // built from config->limits, state carried over
 };
 
 }  // namespace fulcrum

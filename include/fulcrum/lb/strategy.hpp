@@ -18,33 +18,47 @@
 
 namespace fulcrum {
 
+// Backups take connections only when no primary can.
+enum class Tier { primary, backup };
+
 class Strategy {
 public:
     virtual ~Strategy() = default;
-    // An eligible member not in `tried`, or nullptr when none is left. `client` is the
-    // peer address of the connection (for strategies that hash it); it may be nullptr.
+    // A candidate of `tier` (see is_candidate), or nullptr when none is left. `client` is
+    // the peer address of the connection (for strategies that hash it); it may be nullptr.
     // Picking does not count the connection: Balancer::pick does.
-    virtual const PoolMember* pick(const sockaddr* client,
-                                   std::span<const PoolMember* const> tried) = 0;
+    const PoolMember* pick(const sockaddr* client, std::span<const PoolMember* const> tried,
+                           Tier tier = Tier::primary) {
+        return choose(client, {tried, tier});
+    }
+
+    struct Scope {
+        std::span<const PoolMember* const> tried;
+        Tier tier;
+    };
+
+protected:
+    virtual const PoolMember* choose(const sockaddr* client, const Scope& scope) = 0;
 };
 
 // `seed` feeds the strategies that draw random numbers.
 std::unique_ptr<Strategy> make_strategy(StrategyKind kind, std::shared_ptr<const Pool> pool,
                                         std::uint64_t seed);
 
-// Whether `member` may take the connection: eligible and not already tried for it.
-bool is_candidate(const PoolMember& member, std::span<const PoolMember* const> tried);
+// Whether `member` may take the connection: of the scope's tier, eligible, below its
+// max_connections, and not already tried for it.
+bool is_candidate(const PoolMember& member, const Strategy::Scope& scope);
 
 // Calls visit(index, member) for every candidate of `pool`, in pool order from `first`
 // round to `first - 1`.
 template <typename Visit>
-void for_each_candidate(const Pool& pool, std::span<const PoolMember* const> tried, Visit&& visit,
+void for_each_candidate(const Pool& pool, const Strategy::Scope& scope, Visit&& visit,
                         std::size_t first = 0) {
     const std::size_t count = pool.members.size();
     for (std::size_t n = 0; n < count; ++n) {
         const std::size_t i = (first + n) % count;
         const PoolMember& member = pool.members[i];
-        if (is_candidate(member, tried)) visit(i, member);
+        if (is_candidate(member, scope)) visit(i, member);
     }
 }
 
@@ -58,12 +72,11 @@ public:
     static constexpr std::size_t max_schedule = 1 << 16;
 
     explicit RoundRobin(std::shared_ptr<const Pool> pool);
-    const PoolMember* pick(const sockaddr* client,
-                           std::span<const PoolMember* const> tried) override;
     // One full period of the schedule, as member indices.
     const std::vector<std::uint32_t>& schedule() const { return schedule_; }
 
 private:
+    const PoolMember* choose(const sockaddr* client, const Scope& scope) override;
     std::shared_ptr<const Pool> pool_;
     std::vector<std::uint32_t> schedule_;
     std::atomic<std::uint64_t> ticket_{0};
@@ -74,10 +87,10 @@ private:
 class LeastConnections final : public Strategy {
 public:
     explicit LeastConnections(std::shared_ptr<const Pool> pool);
-    const PoolMember* pick(const sockaddr* client,
-                           std::span<const PoolMember* const> tried) override;
 
 private:
+    const PoolMember* choose(const sockaddr* client, const Scope& scope) override;
+
     std::shared_ptr<const Pool> pool_;
     std::atomic<std::size_t> next_start_{0};  // where the search for the least loaded begins
 };
@@ -88,10 +101,10 @@ private:
 class RandomTwo final : public Strategy {
 public:
     RandomTwo(std::shared_ptr<const Pool> pool, std::uint64_t seed);
-    const PoolMember* pick(const sockaddr* client,
-                           std::span<const PoolMember* const> tried) override;
 
 private:
+    const PoolMember* choose(const sockaddr* client, const Scope& scope) override;
+
     std::uint64_t next_random();
 
     std::shared_ptr<const Pool> pool_;

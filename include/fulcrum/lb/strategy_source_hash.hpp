@@ -19,8 +19,9 @@ namespace fulcrum {
 // A Maglev lookup table (Eisenbud et al., NSDI 2016): every slot names a backend; each
 // backend claims slots along its own permutation of the table, derived from a fixed hash
 // of its name, in turns proportional to its weight. The table depends only on the names
-// and weights (not on their order or on the process), so independent builds agree, and
-// removing a backend refills mostly just the slots it held.
+// and configured weights (not on their order or on the process, nor on slow start, which
+// would re-map clients at every step), so independent builds agree, and removing a
+// backend refills mostly just the slots it held.
 class MaglevTable {
 public:
     // Prime, as the permutations require; large against any sane backend count, so that
@@ -49,10 +50,10 @@ std::uint64_t hash_client_address(const sockaddr* client);
 class SourceHash final : public Strategy {
 public:
     explicit SourceHash(std::shared_ptr<const Pool> pool);
-    const PoolMember* pick(const sockaddr* client,
-                           std::span<const PoolMember* const> tried) override;
 
 private:
+    const PoolMember* choose(const sockaddr* client, const Scope& scope) override;
+
     std::shared_ptr<const Pool> pool_;
     MaglevTable table_;
 };

@@ -32,6 +32,11 @@ enum class SessionEnd {
     backend_reset,     // the backend reset or failed (died mid-stream); passed on as a reset
     idle_timeout,      // no byte either way for idle_timeout
     connect_failed,    // no backend could be reached; on_failure applied
+    no_backend,        // no backend to try (all down, drained or empty); on_failure applied
+    queue_full,        // every backend full and queue_max already waiting; on_failure applied
+    queue_timeout,     // waited queue_timeout for a backend slot; on_failure applied
+    limited,           // over a per-source limit or the service's connection rate
+    drain_timeout,     // its backend was drained or removed drain_timeout ago
     refused,           // max_connections reached at accept
     bad_proxy_header,  // accept_proxy: no valid PROXY header in time, or an untrusted peer
     shutdown,          // still open when shutdown_timeout ran out
@@ -51,6 +56,9 @@ public:
     void start(int client_fd, const SocketAddress& peer);
     // Ends the session now (shutdown timeout); no-op if it is already closing.
     void abort(SessionEnd why);
+    // Closes the session if its backend was drained or removed its service's drain_timeout
+    // ago or more (steady_now_ms clock).
+    void enforce_drain_deadline(std::int64_t now_ms);
 
     // Intrusive list of the worker's live sessions (kept by the worker).
     Session* prev = nullptr;
@@ -60,6 +68,7 @@ private:
     // A session walks these states in order; `closing` can be entered from any of them.
     enum class State {
         prereading,   // a pre-read phase (the PROXY header) reads the client; no backend yet
+        queued,       // every backend is full: waits in the service's queue, client not read
         connecting,   // a connect to the picked backend is in flight; the client is not read
         retrying,     // a failed attempt's backend handle is closing; the next one starts after
         established,  // bytes flow both ways
@@ -95,7 +104,18 @@ private:
     void start_preread(const PrereadParser& parser);
     void read_preread(ssize_t nread, const uv_buf_t* buf);
     void reject_preread(std::string_view reason);
+    struct Waiting;  // this session's ticket in the service's queue
+    // After any pre-read: the service's limits, then the first connect.
+    void admit();
+    void reject(Rejection reason);
+    // Picks a backend (another one after a failed connect) and connects to it, or waits.
     void connect_next();
+    void connect_to(const PoolMember& member);
+    // Every backend is full: queue (at the front for one that lost its turn), or fail.
+    void wait_for_slot(bool requeue);
+    // On this worker's thread: the queue's answer (a slot of `slot`, or pick again).
+    void granted(std::shared_ptr<Backend> slot);
+    void leave_queue();
     // A connect the backend refused or did not answer: counts towards passive detection.
     void count_backend_failure();
     void attempt_failed(std::string error);
@@ -103,7 +123,8 @@ private:
     // Writes what must reach the backend before the client's next bytes: the PROXY header
     // and the client bytes that came with the one it sent. False if the write failed.
     bool write_preamble();
-    void apply_on_failure(std::string_view reason);
+    // Answers the client as on_failure says; `end` is what the access log will say.
+    void apply_on_failure(std::string_view reason, SessionEnd end);
     void read(Direction& d, ssize_t nread, const uv_buf_t* buf);
     void write_done(Direction& d, int status);
 
@@ -174,7 +195,10 @@ private:
     bool backend_open_ = false;
     const PoolMember* member_ = nullptr;  // the backend picked; released once, when unset
     std::vector<const PoolMember*> tried_;
-    std::string attempt_errors_;  // "name (ECONNREFUSED), name (timeout)"
+    std::string attempt_errors_;         // "name (ECONNREFUSED), name (timeout)"
+    std::shared_ptr<Waiting> waiting_;   // while queued
+    std::uint64_t queued_since_ms_ = 0;  // the first wait: queue_timeout counts from it
+    bool admitted_ = false;  // counted by the service's per-source limits: release at the end
     SessionEnd end_ = SessionEnd::client_fin;
     std::uint64_t started_ms_ = 0;
     std::uint64_t last_activity_ms_ = 0;

@@ -63,6 +63,8 @@ private:
     static void on_async(uv_async_t* async);
     Listener* find_listener(const std::string& name);
     static void on_shutdown_timeout(uv_timer_t* timer);
+    // Every second: closes sessions whose backend left drain_timeout ago.
+    static void on_drain_check(uv_timer_t* timer);
     void begin_stop();
     void end_loop_if_idle();
 
@@ -73,6 +75,7 @@ private:
     uv_loop_t loop_{};
     uv_async_t async_{};
     uv_timer_t shutdown_timer_{};
+    uv_timer_t drain_timer_{};
     std::mutex inbox_mutex_;
     std::vector<std::function<void()>> inbox_;  // tasks posted from other threads
     std::atomic<bool> stop_requested_{false};

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -28,9 +29,12 @@ public:
     // its peer could not take at once.
     static constexpr std::size_t scratch_size = 64 * 1024;
 
+    // Runs a task on the worker's loop thread, soon; callable from any thread.
+    using Post = std::function<void(std::function<void()>)>;
+
     // `workers` is how many there are: each takes its share of runtime.splice_pipes.
     WorkerContext(unsigned id, unsigned workers, uv_loop_t* loop,
-                  std::atomic<std::size_t>& open_sessions, SpliceTraffic& splice);
+                  std::atomic<std::size_t>& open_sessions, SpliceTraffic& splice, Post post);
     ~WorkerContext();
     WorkerContext(const WorkerContext&) = delete;
     WorkerContext& operator=(const WorkerContext&) = delete;
@@ -39,6 +43,9 @@ public:
     void configure(const Config& config);
 
     uv_loop_t* loop() const { return loop_; }
+    // Thread-safe: runs `task` on this worker's thread (how another worker hands over a
+    // backend slot to a session waiting here).
+    void post(std::function<void()> task) const { post_(std::move(task)); }
     unsigned id() const { return id_; }
     bool access_log() const { return access_log_; }
     uv_buf_t scratch() { return uv_buf_init(scratch_.get(), scratch_size); }
@@ -75,6 +82,7 @@ private:
     unsigned id_;
     unsigned workers_;
     uv_loop_t* loop_;
+    Post post_;
     std::atomic<std::size_t>& open_sessions_;
     std::size_t max_connections_ = 0;
     std::size_t pipe_limit_ = 0;

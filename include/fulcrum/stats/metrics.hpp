@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "fulcrum/config/config.hpp"
@@ -124,6 +125,16 @@ struct BackendTraffic {
 };
 
 // One worker's counts for one service.
+// Why a connection was turned away before reaching a backend, by a limit of its service.
+enum class Rejection {
+    queue_full,     // every backend full and queue_max waiting (or no queue)
+    queue_timeout,  // waited queue_timeout for a backend slot
+    per_source,     // max_connections_per_source or connection_rate_per_source
+    rate,           // the service's connection_rate
+};
+inline constexpr std::size_t rejection_count = 4;
+std::string_view to_string(Rejection reason);  // "queue_full", ...
+
 struct ServiceTraffic {
     LocalCounter accepted;  // client connections served
     LocalCounter refused;   // closed at once: max_connections reached
@@ -131,6 +142,7 @@ struct ServiceTraffic {
     LocalCounter proxy_rejected;
     // Connections no backend could take, by the on_failure action they got.
     std::array<LocalCounter, on_failure_count> no_backend;
+    std::array<LocalCounter, rejection_count> rejected;  // by Rejection
 };
 using ServiceCounters = PerWorker<ServiceTraffic>;
 
