@@ -71,16 +71,18 @@ json last_check_json(const Backend& backend) {
 }
 
 // What an operator is shown first: "down", "drained", "full", "slow-start", "up".
-std::string_view backend_state(const PoolMember& member) {
+std::string_view backend_state(const PoolMember& member, Duration slow_start) {
     const Backend& backend = *member.backend;
     if (backend.drained.load(std::memory_order_relaxed)) return "drained";
     if (!backend.passes_checks()) return "down";
     if (!backend.has_room(member.config.max_connections)) return "full";
-    if (member.effective_weight < member.config.weight) return "slow-start";
+    // Read live: the pool's weights follow the ramp a step behind.
+    const std::int64_t up_since = backend.up_since_ms.load(std::memory_order_relaxed);
+    if (slow_start_factor(slow_start, up_since, steady_now_ms()) < 1) return "slow-start";
     return "up";
 }
 
-json backend_json(const PoolMember& member) {
+json backend_json(const PoolMember& member, Duration slow_start) {
     const Backend& backend = *member.backend;
     const bool drained = backend.drained.load(std::memory_order_relaxed);
     json out = {
@@ -90,7 +92,7 @@ json backend_json(const PoolMember& member) {
         {"weight", member.config.weight},
         {"effective_weight", member.effective_weight},
         {"backup", member.config.backup},
-        {"state", backend_state(member)},
+        {"state", backend_state(member, slow_start)},
         {"health", backend.passes_checks() ? "up" : "down"},
         {"admin_state", drained ? "drained" : "enabled"},
         {"eligible", backend.eligible()},
@@ -113,7 +115,7 @@ json status_json(const AdminState& state) {
     for (const ServiceState& service : snapshot->services) {
         json backends = json::array();
         for (const PoolMember& member : service.pool->members) {
-            backends.push_back(backend_json(member));
+            backends.push_back(backend_json(member, service.config->slow_start));
         }
         services.push_back({
             {"name", service.config->name},
@@ -169,7 +171,7 @@ void set_admin_state(const AdminState& state, const httplib::Request& req, httpl
                      drain ? fmt::format("drained: no new connections, {} open continue", active)
                            : std::string("enabled: takes new connections again"));
     }
-    send_json(res, 200, backend_json(*member));
+    send_json(res, 200, backend_json(*member, service->config->slow_start));
 }
 
 }  // namespace

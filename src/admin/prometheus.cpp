@@ -225,6 +225,11 @@ std::string render_prometheus(const MetricsSample& sample) {
     for (const ServiceSample& s : sample.services) {
         out.sample("fulcrum_service_queue_length", {{"service", s.name}}, s.queue_length);
     }
+    out.family("fulcrum_limits_tracked_sources", "gauge",
+               "Client sources the per-source limits hold state for (bounded: see the README).");
+    for (const ServiceSample& s : sample.services) {
+        out.sample("fulcrum_limits_tracked_sources", {{"service", s.name}}, s.tracked_sources);
+    }
 
     for (const BackendMetric& metric : backend_metrics) {
         out.family(metric.name, metric.type, metric.help);
@@ -291,6 +296,7 @@ std::vector<ServiceSample> sample_services(const std::vector<ServiceState>& serv
                 s.rejected[i] += t.rejected[i].value();
         });
         s.queue_length = service.queue ? service.queue->length() : 0;
+        s.tracked_sources = service.admission ? service.admission->tracked_sources() : 0;
         for (const PoolMember& member : service.pool->members) {
             const Backend* backend = member.backend.get();
             BackendSample& b = s.backends.emplace_back();

@@ -41,6 +41,7 @@ struct ServiceSample {
     std::array<std::uint64_t, on_failure_count> no_backend{};  // indexed by OnFailure
     std::array<std::uint64_t, rejection_count> rejected{};     // indexed by Rejection
     std::uint64_t queue_length = 0;
+    std::uint64_t tracked_sources = 0;  // entries of the per-source limits' table
     std::vector<BackendSample> backends;
 };
 
