@@ -65,8 +65,8 @@ Server::Server(std::shared_ptr<const Config> config, std::string config_path,
     : config_(std::move(config)),
       config_path_(std::move(config_path)),
       log_level_override_(std::move(log_level_override)),
-      splice_counters_(worker_count(config_->runtime)),
-      admin_state_(worker_count(config_->runtime), open_sessions_, splice_counters_) {
+      worker_counters_(worker_count(config_->runtime)),
+      admin_state_(worker_count(config_->runtime), open_sessions_, worker_counters_) {
     check(uv_loop_init(&loop_), "uv_loop_init");
     health_ = std::make_unique<HealthChecker>(&loop_);
 }
@@ -101,7 +101,7 @@ int Server::run() {
         ramp_timer_.data = this;
         for (unsigned i = 0; i < count; ++i) {
             workers_.push_back(std::make_unique<Worker>(i, count, config_, open_sessions_,
-                                                        splice_counters_[i], [this] {
+                                                        worker_counters_[i], [this] {
                                                             stopped_workers_.fetch_add(1);
                                                             uv_async_send(&worker_stopped_);
                                                         }));

@@ -62,7 +62,7 @@ private:
     std::map<std::string, ServiceState> services_;  // by name
     std::unique_ptr<HealthChecker> health_;
     std::vector<std::unique_ptr<Worker>> workers_;
-    SpliceCounters splice_counters_;      // one slot per worker
+    WorkerCounters worker_counters_;      // one slot per worker
     AdminState admin_state_;              // what the admin endpoint reads
     std::unique_ptr<AdminServer> admin_;  // set when admin.listen is; stopped before the above
 };

@@ -59,6 +59,10 @@ std::string utc_text(std::chrono::system_clock::time_point at) {
     return fmt::format("{}.{:03}Z", text, millis);
 }
 
+double unix_seconds(std::chrono::system_clock::time_point at) {
+    return std::chrono::duration<double>(at.time_since_epoch()).count();
+}
+
 json last_check_json(const Backend& backend) {
     const std::optional<CheckRecord> check = backend.last_check();
     if (!check) return nullptr;
@@ -177,13 +181,19 @@ void set_admin_state(const AdminState& state, const httplib::Request& req, httpl
 }  // namespace
 
 AdminState::AdminState(unsigned workers, const std::atomic<std::size_t>& open_sessions,
-                       const SpliceCounters& splice)
+                       const WorkerCounters& splice)
     : started_(std::chrono::steady_clock::now()),
+      start_time_seconds_(unix_seconds(std::chrono::system_clock::now())),
       workers_(workers),
       open_sessions_(open_sessions),
       splice_(splice) {}
 
 void AdminState::publish(std::shared_ptr<const Config> config, std::vector<ServiceState> services) {
+    const auto previous = snapshot_.load();
+    if (!previous || previous->config != config) {
+        // A configuration applied (start or reload), not a pool rebuilt under the same one.
+        last_applied_seconds_.store(unix_seconds(std::chrono::system_clock::now()));
+    }
     snapshot_.store(
         std::make_shared<const Snapshot>(Snapshot{std::move(config), std::move(services)}));
 }
@@ -196,8 +206,13 @@ ProcessSample AdminState::process() const {
     ProcessSample process;
     process.uptime_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
-    process.open_fds = count_open_fds();
+    process.start_time_seconds = start_time_seconds_;
+    process.stats = read_process_stats();
     process.workers = workers_;
+    if (const auto snapshot = snapshot_.load(); snapshot && snapshot->config) {
+        process.max_connections = snapshot->config->runtime.max_connections;
+    }
+    process.last_reload_success_seconds = last_applied_seconds_.load();
     process.client_connections = open_sessions_.load(std::memory_order_relaxed);
     process.reloads = reloads_.load();
     process.reload_failures = reload_failures_.load();

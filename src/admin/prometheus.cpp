@@ -2,9 +2,14 @@
 
 #include <fmt/format.h>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <cmath>
+#include <fstream>
 #include <initializer_list>
 #include <iterator>
+#include <sstream>
 #include <utility>
 
 #include "fulcrum/lb/service_state.hpp"
@@ -149,12 +154,39 @@ std::string escape_label_value(std::string_view value) {
 std::string render_prometheus(const MetricsSample& sample) {
     Exposition out;
     const ProcessSample& process = sample.process;
-    out.family("fulcrum_uptime_seconds", "gauge", "Seconds since fulcrum started.");
-    out.sample("fulcrum_uptime_seconds", {}, process.uptime_seconds);
-    if (process.open_fds) {
-        out.family("fulcrum_open_fds", "gauge", "Open file descriptors of the process.");
-        out.sample("fulcrum_open_fds", {}, *process.open_fds);
+    out.family("fulcrum_build_info", "gauge", "Always 1; the label says which fulcrum runs.");
+    out.sample("fulcrum_build_info", {{"version", FULCRUM_VERSION}}, std::uint64_t{1});
+    out.family("process_start_time_seconds", "gauge",
+               "Start time of the process since the Unix epoch, in seconds.");
+    out.sample("process_start_time_seconds", {}, process.start_time_seconds);
+    const ProcessStats& stats = process.stats;
+    if (stats.cpu_seconds) {
+        out.family("process_cpu_seconds_total", "counter",
+                   "Total user and system CPU time spent, in seconds.");
+        out.sample("process_cpu_seconds_total", {}, *stats.cpu_seconds);
     }
+    if (stats.resident_bytes) {
+        out.family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+        out.sample("process_resident_memory_bytes", {}, *stats.resident_bytes);
+    }
+    if (stats.open_fds) {
+        out.family("process_open_fds", "gauge", "Number of open file descriptors.");
+        out.sample("process_open_fds", {}, *stats.open_fds);
+    }
+    if (stats.max_fds) {
+        out.family("process_max_fds", "gauge", "Maximum number of open file descriptors.");
+        out.sample("process_max_fds", {}, *stats.max_fds);
+    }
+    out.family("fulcrum_max_connections", "gauge",
+               "runtime.max_connections: open client connections allowed, all services.");
+    out.sample("fulcrum_max_connections", {}, process.max_connections);
+    out.family("fulcrum_accept_paused_total", "counter",
+               "Times accepting paused because the process ran out of descriptors.");
+    out.sample("fulcrum_accept_paused_total", {}, process.accept_pauses);
+    out.family("fulcrum_last_reload_success_timestamp_seconds", "gauge",
+               "When the running configuration was applied (start or SIGHUP), Unix time.");
+    out.sample("fulcrum_last_reload_success_timestamp_seconds", {},
+               process.last_reload_success_seconds);
     out.family("fulcrum_workers", "gauge", "Worker threads (event loops).");
     out.sample("fulcrum_workers", {}, std::uint64_t{process.workers});
     out.family("fulcrum_client_connections", "gauge",
@@ -183,9 +215,23 @@ std::string render_prometheus(const MetricsSample& sample) {
     out.sample("fulcrum_splice_pipes_idle", {}, process.splice_pipes_idle);
 
     out.family("fulcrum_service_accepted_total", "counter",
-               "Client connections accepted and served.");
+               "Client connections accepted, whatever became of them (see "
+               "fulcrum_sessions_ended_total).");
     for (const ServiceSample& s : sample.services) {
         out.sample("fulcrum_service_accepted_total", {{"service", s.name}}, s.accepted);
+    }
+    out.family("fulcrum_service_sessions", "gauge", "Client connections of the service open now.");
+    for (const ServiceSample& s : sample.services) {
+        out.sample("fulcrum_service_sessions", {{"service", s.name}}, s.sessions);
+    }
+    out.family("fulcrum_sessions_ended_total", "counter",
+               "Sessions ended, by how (the access log's end=).");
+    for (const ServiceSample& s : sample.services) {
+        for (std::size_t end = 0; end < session_end_count; ++end) {
+            out.sample("fulcrum_sessions_ended_total",
+                       {{"service", s.name}, {"reason", to_string(static_cast<SessionEnd>(end))}},
+                       s.ended[end]);
+        }
     }
     out.family("fulcrum_service_refused_total", "counter",
                "Client connections closed at once because runtime.max_connections was reached.");
@@ -199,12 +245,14 @@ std::string render_prometheus(const MetricsSample& sample) {
         out.sample("fulcrum_service_proxy_rejected_total", {{"service", s.name}}, s.proxy_rejected);
     }
     out.family("fulcrum_service_no_backend_total", "counter",
-               "Client connections no backend could take, by the on_failure action applied.");
+               "Client connections that got on_failure, by why: no_eligible (every backend "
+               "down, drained or gone), connect_failed (every attempt failed), queue_timeout, "
+               "queue_full.");
     for (const ServiceSample& s : sample.services) {
-        for (std::size_t action = 0; action < on_failure_count; ++action) {
-            const std::string_view name = to_string(static_cast<OnFailure>(action));
+        for (std::size_t reason = 0; reason < no_backend_count; ++reason) {
             out.sample("fulcrum_service_no_backend_total",
-                       {{"service", s.name}, {"on_failure", name}}, s.no_backend[action]);
+                       {{"service", s.name}, {"reason", to_string(static_cast<NoBackend>(reason))}},
+                       s.no_backend[reason]);
         }
     }
 
@@ -268,6 +316,14 @@ std::string render_prometheus(const MetricsSample& sample) {
                           {{"service", s.name}, {"backend", b.name}}, b.session_duration);
         }
     }
+    out.family("fulcrum_backend_connect_duration_seconds", "histogram",
+               "Time from starting a connect to the backend to its success.");
+    for (const ServiceSample& s : sample.services) {
+        for (const BackendSample& b : s.backends) {
+            out.histogram("fulcrum_backend_connect_duration_seconds",
+                          {{"service", s.name}, {"backend", b.name}}, b.connect_duration);
+        }
+    }
     out.family("fulcrum_backend_health_check_duration_seconds", "histogram",
                "Duration of active health probes, whatever their result.");
     for (const ServiceSample& s : sample.services) {
@@ -290,8 +346,10 @@ std::vector<ServiceSample> sample_services(const std::vector<ServiceState>& serv
             s.accepted += t.accepted.value();
             s.refused += t.refused.value();
             s.proxy_rejected += t.proxy_rejected.value();
-            for (std::size_t i = 0; i < on_failure_count; ++i)
+            for (std::size_t i = 0; i < no_backend_count; ++i)
                 s.no_backend[i] += t.no_backend[i].value();
+            for (std::size_t i = 0; i < session_end_count; ++i) s.ended[i] += t.ended[i].value();
+            s.sessions += t.sessions.value();
             for (std::size_t i = 0; i < rejection_count; ++i)
                 s.rejected[i] += t.rejected[i].value();
         });
@@ -308,6 +366,7 @@ std::vector<ServiceSample> sample_services(const std::vector<ServiceState>& serv
                 b.bytes_sent += t.bytes_sent.value();
                 b.bytes_received += t.bytes_received.value();
                 t.session_duration.add_to(b.session_duration);
+                t.connect_duration.add_to(b.connect_duration);
             });
             b.active = static_cast<std::uint64_t>(
                 std::max(0, backend->active.load(std::memory_order_relaxed)));
@@ -323,8 +382,40 @@ std::vector<ServiceSample> sample_services(const std::vector<ServiceState>& serv
     return samples;
 }
 
-void sample_splice(const SpliceCounters& counters, ProcessSample& process) {
-    counters.for_each([&process](const SpliceTraffic& t) {
+ProcessStats read_process_stats() {
+    ProcessStats stats;
+    // /proc/self/stat: utime and stime are fields 14 and 15, after the parenthesised name
+    // (which may hold spaces).
+    if (std::ifstream stat("/proc/self/stat"); stat) {
+        std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+        if (const auto close = text.rfind(')'); close != std::string::npos) {
+            std::istringstream fields(text.substr(close + 2));
+            std::string field;
+            unsigned long long utime = 0;
+            unsigned long long stime = 0;
+            for (int i = 3; i < 14 && fields >> field; ++i) {
+            }
+            if (fields >> utime >> stime) {
+                stats.cpu_seconds =
+                    static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+            }
+        }
+    }
+    if (std::ifstream statm("/proc/self/statm"); statm) {
+        std::uint64_t size = 0;
+        std::uint64_t resident = 0;
+        if (statm >> size >> resident) {
+            stats.resident_bytes = resident * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
+        }
+    }
+    stats.open_fds = count_open_fds();
+    if (rlimit limit{}; getrlimit(RLIMIT_NOFILE, &limit) == 0) stats.max_fds = limit.rlim_cur;
+    return stats;
+}
+
+void sample_splice(const WorkerCounters& counters, ProcessSample& process) {
+    counters.for_each([&process](const WorkerTraffic& t) {
+        process.accept_pauses += t.accept_pauses.value();
         process.splice_bytes += t.bytes.value();
         process.splice_transfers += t.transfers.value();
         process.splice_pool_exhausted += t.pool_exhausted.value();

@@ -167,6 +167,7 @@ void Listener::session_closed(Session& session, bool held_backend) {
 void Listener::pause_accepting(int error) {
     if (paused_ || !handles_open_) return;
     paused_ = true;
+    worker_.context().traffic().accept_pauses.add();
     // Logged once per episode: the pause repeats every accept_pause_ms until it ends.
     if (pauses_++ == 0) {
         pause_began_ms_ = uv_now(worker_.loop());

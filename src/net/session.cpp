@@ -33,40 +33,6 @@ constexpr std::uint64_t drain_timeout_ms = 2000;
 const ProxyHeaderParser proxy_header_parser;
 }  // namespace
 
-std::string_view to_string(SessionEnd end) {
-    switch (end) {
-        case SessionEnd::client_fin:
-            return "client-fin";
-        case SessionEnd::backend_fin:
-            return "backend-fin";
-        case SessionEnd::client_reset:
-            return "client-reset";
-        case SessionEnd::backend_reset:
-            return "backend-reset";
-        case SessionEnd::idle_timeout:
-            return "idle-timeout";
-        case SessionEnd::connect_failed:
-            return "connect-failed";
-        case SessionEnd::no_backend:
-            return "no-backend";
-        case SessionEnd::queue_full:
-            return "queue-full";
-        case SessionEnd::queue_timeout:
-            return "queue-timeout";
-        case SessionEnd::limited:
-            return "limited";
-        case SessionEnd::drain_timeout:
-            return "drain-timeout";
-        case SessionEnd::refused:
-            return "refused";
-        case SessionEnd::bad_proxy_header:
-            return "bad-proxy-header";
-        case SessionEnd::shutdown:
-            return "shutdown";
-    }
-    return "unknown";
-}
-
 Session::Session(WorkerContext& worker, Listener& listener,
                  std::shared_ptr<const ServiceState> service)
     : listener_(listener),
@@ -103,6 +69,9 @@ void Session::start(int client_fd, const SocketAddress& peer) {
         return;
     }
     service_traffic().accepted.add();
+    ServiceTraffic& traffic = service_traffic();
+    traffic.sessions.set(traffic.sessions.value() + 1);
+    counted_open_ = true;
     if (config().accept_proxy) {
         start_preread(proxy_header_parser);
     } else {
@@ -325,6 +294,8 @@ void Session::connect_to(const PoolMember& member) {
     member_ = &member;
     if (!tried_.empty()) traffic_of(*member_).retries.add();
     tried_.push_back(member_);
+    attempt_errors_.push_back(nullptr);
+    connect_started_ns_ = uv_hrtime();
 
     uv_tcp_init(worker().loop(), &backend_);
     backend_.data = this;
@@ -370,11 +341,10 @@ void Session::count_backend_failure() {
     }
 }
 
-void Session::attempt_failed(std::string error) {
+void Session::attempt_failed(const char* error) {
     spdlog::debug("service {}: client {}: connect to {} failed: {}", config().name, client_text(),
                   member_->config.name, error);
-    if (!attempt_errors_.empty()) attempt_errors_ += ", ";
-    attempt_errors_ += member_->config.name + " (" + error + ")";
+    attempt_errors_.back() = error;
     service_->queue->release(member_->backend);
     member_ = nullptr;
     uv_timer_stop(&timer_);
@@ -386,6 +356,8 @@ void Session::attempt_failed(std::string error) {
 void Session::established() {
     state_ = State::established;
     traffic_of(*member_).connections.add();
+    traffic_of(*member_).connect_duration.observe(
+        std::chrono::microseconds((uv_hrtime() - connect_started_ns_) / 1000));
     // Small writes go out at once. The client's socket has it from the listener.
     if (int rc = uv_tcp_nodelay(&backend_, 1); rc < 0) {
         spdlog::debug("service {}: TCP_NODELAY on the backend socket: {}", config().name,
@@ -439,12 +411,16 @@ void Session::apply_on_failure(std::string_view reason, SessionEnd end) {
     if (end != SessionEnd::queue_full && end != SessionEnd::queue_timeout) {
         spdlog::warn("service {}: client {}: no backend available, tried: {}: {}; on_failure={}",
                      service.name, client_text(),
-                     attempt_errors_.empty() ? "none" : attempt_errors_, reason,
+                     tried_.empty() ? "none" : attempts_text(", ", true), reason,
                      to_string(service.on_failure));
     }
     state_ = State::failing;
     end_ = end;
-    service_traffic().no_backend[static_cast<std::size_t>(service.on_failure)].add();
+    const NoBackend why = end == SessionEnd::queue_full      ? NoBackend::queue_full
+                          : end == SessionEnd::queue_timeout ? NoBackend::queue_timeout
+                          : end == SessionEnd::no_backend    ? NoBackend::no_eligible
+                                                             : NoBackend::connect_failed;
+    service_traffic().no_backend[static_cast<std::size_t>(why)].add();
     if (service.on_failure == OnFailure::reset) {
         close(end, &client_);
         return;
@@ -735,8 +711,22 @@ void Session::on_closed(uv_handle_t* handle) {
     if (s->state_ == State::closing && s->open_handles_ == 0) s->destroy();
 }
 
+std::string Session::attempts_text(std::string_view separator, bool log_style) const {
+    std::string text;
+    for (std::size_t i = 0; i < tried_.size(); ++i) {
+        const char* error = attempt_errors_[i] != nullptr ? attempt_errors_[i] : "ok";
+        text += i == 0 ? "" : separator;
+        text += tried_[i]->config.name;
+        text += log_style ? fmt::format(" ({})", error) : fmt::format(":{}", error);
+    }
+    return text;
+}
+
 void Session::destroy() {
     const std::uint64_t now = uv_now(worker().loop());
+    ServiceTraffic& traffic = service_traffic();
+    traffic.ended[static_cast<std::size_t>(end_)].add();
+    if (counted_open_) traffic.sessions.set(traffic.sessions.value() - 1);
     if (admitted_) service_->admission->release(client_addr_.get());
     if (member_ != nullptr) {
         service_->queue->release(member_->backend);
@@ -745,10 +735,11 @@ void Session::destroy() {
     if (worker().access_log()) {
         spdlog::info(
             "access client={}{} service={} backend={} bytes_in={} bytes_out={} "
-            "duration_ms={} end={}",
+            "duration_ms={} end={}{}",
             client_text(), config().accept_proxy ? " via=" + peer_text() : "", config().name,
             member_ != nullptr ? member_->config.name : "-", upstream_.bytes, downstream_.bytes,
-            now - started_ms_, to_string(end_));
+            now - started_ms_, to_string(end_),
+            tried_.size() > 1 ? " attempts=" + attempts_text(",", false) : "");
     }
     listener_.session_closed(*this, member_ != nullptr);  // may free the listener: its last use
     delete this;

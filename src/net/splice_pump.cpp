@@ -41,7 +41,7 @@ bool SplicePump::start(unsigned direction) {
         return false;
     }
     uv_read_stop(reinterpret_cast<uv_stream_t*>(events_.splice_socket(direction)));
-    worker().splice_traffic().transfers.add();
+    worker().traffic().transfers.add();
     pump(direction);
     return true;
 }
@@ -90,7 +90,7 @@ void SplicePump::pump(unsigned direction) {
         ssize_t n = ::splice(source_fd, nullptr, flow.pipe.write, nullptr, splice_chunk,
                              SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (n > 0) {
-            worker().splice_traffic().bytes.add(static_cast<std::uint64_t>(n));
+            worker().traffic().bytes.add(static_cast<std::uint64_t>(n));
             flow.in_pipe = static_cast<std::uint32_t>(n);
             moved += static_cast<std::size_t>(n);
             events_.spliced(direction, static_cast<std::size_t>(n));

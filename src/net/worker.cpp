@@ -23,7 +23,7 @@ void check(int rc, const char* what) {
 }  // namespace
 
 Worker::Worker(unsigned id, unsigned workers, std::shared_ptr<const Config> config,
-               std::atomic<std::size_t>& open_sessions, SpliceTraffic& splice,
+               std::atomic<std::size_t>& open_sessions, WorkerTraffic& splice,
                std::function<void()> on_stopped)
     : id_(id), open_sessions_(open_sessions), on_stopped_(std::move(on_stopped)) {
     check(uv_loop_init(&loop_), "uv_loop_init");

@@ -21,7 +21,7 @@ void close_pipe(const Pipe& pipe) {
 }  // namespace
 
 WorkerContext::WorkerContext(unsigned id, unsigned workers, uv_loop_t* loop,
-                             std::atomic<std::size_t>& open_sessions, SpliceTraffic& splice,
+                             std::atomic<std::size_t>& open_sessions, WorkerTraffic& traffic,
                              Post post)
     : id_(id),
       workers_(workers),
@@ -29,7 +29,7 @@ WorkerContext::WorkerContext(unsigned id, unsigned workers, uv_loop_t* loop,
       post_(std::move(post)),
       open_sessions_(open_sessions),
       scratch_(std::make_unique_for_overwrite<char[]>(scratch_size)),
-      splice_(splice) {}
+      traffic_(traffic) {}
 
 WorkerContext::~WorkerContext() {
     for (const Pipe& pipe : spare_pipes_) close_pipe(pipe);
@@ -67,7 +67,7 @@ std::optional<Pipe> WorkerContext::take_pipe() {
         int fds[2];
         if (pipes_in_use_ >= pipe_limit_ || ::pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) {
             // Out of pipes (or descriptors): this transfer stays on the copy path.
-            splice_.pool_exhausted.add();
+            traffic_.pool_exhausted.add();
             return std::nullopt;
         }
         pipe = {fds[0], fds[1]};
@@ -95,8 +95,8 @@ void WorkerContext::drop_pipe(Pipe pipe) {
 }
 
 void WorkerContext::count_pipes() {
-    splice_.pipes_in_use.set(pipes_in_use_);
-    splice_.pipes_idle.set(spare_pipes_.size());
+    traffic_.pipes_in_use.set(pipes_in_use_);
+    traffic_.pipes_idle.set(spare_pipes_.size());
 }
 
 void WorkerContext::disable_splice(int error) {

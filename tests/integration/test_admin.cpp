@@ -95,16 +95,37 @@ TEST_CASE("scraped counters equal the connections and bytes that went through", 
     CHECK(metrics.value("fulcrum_backend_connect_failures_total", down_b0) == turned_away);
     CHECK(metrics.value("fulcrum_backend_connections_total", down_b0) == 0);
     CHECK(metrics.value("fulcrum_service_no_backend_total",
-                        {{"service", "down"}, {"on_failure", "http-502"}}) == turned_away);
+                        {{"service", "down"}, {"reason", "connect_failed"}}) == turned_away);
     CHECK(metrics.value("fulcrum_service_no_backend_total",
-                        {{"service", "down"}, {"on_failure", "close"}}) == 0);
+                        {{"service", "down"}, {"reason", "no_eligible"}}) == 0);
     CHECK(metrics.value("fulcrum_service_no_backend_total",
-                        {{"service", web_name}, {"on_failure", "http-502"}}) == 0);
-    // Process metrics.
+                        {{"service", web_name}, {"reason", "connect_failed"}}) == 0);
+    // Why sessions ended, per reason.
+    CHECK(metrics.value("fulcrum_sessions_ended_total",
+                        {{"service", "down"}, {"reason", "connect-failed"}}) == turned_away);
+    CHECK(metrics.value("fulcrum_sessions_ended_total",
+                        {{"service", web_name}, {"reason", "client-fin"}}) == connections);
+    CHECK(metrics.value("fulcrum_sessions_ended_total",
+                        {{"service", web_name}, {"reason", "connect-failed"}}) == 0);
+    CHECK(metrics.value("fulcrum_service_sessions", {{"service", web_name}}) == 0);
+    // Connect times: one observation per connection established.
+    CHECK(metrics.value("fulcrum_backend_connect_duration_seconds_count", web_b0) == connections);
+    CHECK(metrics.value("fulcrum_backend_connect_duration_seconds_count", web_b1) == 0);
+    // Process metrics, with the standard process collector's names.
     CHECK(metrics.value("fulcrum_workers") == 2);
     CHECK(metrics.value("fulcrum_client_connections") == 0);
-    CHECK(metrics.value("fulcrum_uptime_seconds") > 0);
-    CHECK(metrics.value("fulcrum_open_fds") > 0);
+    CHECK(metrics.value("process_start_time_seconds") > 1.7e9);
+    CHECK(metrics.value("process_open_fds") > 0);
+    CHECK(metrics.value("process_max_fds") >= metrics.value("process_open_fds"));
+    CHECK(metrics.value("process_resident_memory_bytes") > 1e6);
+    CHECK(metrics.value("process_cpu_seconds_total") >= 0);
+    CHECK(metrics.value("fulcrum_max_connections") == 10000);
+    CHECK(metrics.value("fulcrum_accept_paused_total") == 0);
+    CHECK(metrics.value("fulcrum_last_reload_success_timestamp_seconds") >=
+          metrics.value("process_start_time_seconds"));
+    CHECK(metrics.has("fulcrum_build_info", {{"version", FULCRUM_VERSION_TEXT}}));
+    // A session that b1 refused first lists both attempts.
+    CHECK(fulcrum.process().output().find("attempts=b1:ECONNREFUSED,b0:ok") != std::string::npos);
     CHECK(metrics.value("fulcrum_reloads_total") == 0);
     // Health checks are off in this configuration: no probe histogram.
     CHECK_FALSE(metrics.has("fulcrum_backend_health_check_duration_seconds_count", web_b0));

@@ -57,7 +57,10 @@ TEST_CASE("counters of every worker are summed when read", "[prometheus]") {
     (*state.counters)[0].accepted.add(3);
     (*state.counters)[2].accepted.add(4);
     (*state.counters)[1].refused.add();
-    (*state.counters)[2].no_backend[static_cast<std::size_t>(OnFailure::http_502)].add(5);
+    (*state.counters)[2].no_backend[static_cast<std::size_t>(NoBackend::queue_full)].add(5);
+    (*state.counters)[0].ended[static_cast<std::size_t>(SessionEnd::idle_timeout)].add(2);
+    (*state.counters)[1].ended[static_cast<std::size_t>(SessionEnd::idle_timeout)].add();
+    (*state.counters)[1].sessions.set(6);
 
     const std::vector<ServiceSample> samples = sample_services({state});
     REQUIRE(samples.size() == 1);
@@ -65,7 +68,9 @@ TEST_CASE("counters of every worker are summed when read", "[prometheus]") {
     CHECK(web.name == "web");
     CHECK(web.accepted == 7);
     CHECK(web.refused == 1);
-    CHECK(web.no_backend == std::array<std::uint64_t, on_failure_count>{0, 0, 5});
+    CHECK(web.no_backend == std::array<std::uint64_t, no_backend_count>{0, 0, 0, 5});
+    CHECK(web.ended[static_cast<std::size_t>(SessionEnd::idle_timeout)] == 3);
+    CHECK(web.sessions == 6);
     REQUIRE(web.backends.size() == 2);
     const BackendSample& s0 = web.backends[0];
     CHECK(s0.connections == 3);
@@ -102,13 +107,14 @@ TEST_CASE("label values escape backslash, double quote and newline", "[prometheu
 
 TEST_CASE("the exposition has HELP and TYPE per family and parses strictly", "[prometheus]") {
     MetricsSample sample;
-    sample.process.uptime_seconds = 12.5;
-    sample.process.open_fds = 17;
+    sample.process.start_time_seconds = 1'700'000'000.5;
+    sample.process.stats.open_fds = 17;
+    sample.process.stats.cpu_seconds = 1.25;
     sample.process.workers = 2;
     sample.process.client_connections = 3;
     sample.process.reloads = 4;
     sample.process.reload_failures = 1;
-    SpliceCounters splice(2);
+    WorkerCounters splice(2);
     splice[0].bytes.add(1000);
     splice[1].bytes.add(24);
     splice[1].transfers.add(3);
@@ -130,14 +136,17 @@ TEST_CASE("the exposition has HELP and TYPE per family and parses strictly", "[p
                     "# TYPE fulcrum_backend_bytes_received_total counter\n"
                     "fulcrum_backend_bytes_received_total{service=\"we\\\"b \\\\ line\\nbreak\","
                     "backend=\"b0\"} 42\n") != std::string::npos);
-    CHECK(text.find("fulcrum_uptime_seconds 12.5\n") != std::string::npos);
+    CHECK(text.find("process_start_time_seconds 1700000000.5\n") != std::string::npos);
     CHECK(text.find("fulcrum_service_no_backend_total{service=\"we\\\"b \\\\ line\\nbreak\","
-                    "on_failure=\"http-502\"} 0\n") != std::string::npos);
+                    "reason=\"no_eligible\"} 0\n") != std::string::npos);
+    CHECK(text.find("fulcrum_build_info{version=\"") != std::string::npos);
 
     const auto parsed = parse_prometheus_text(text);
     const fulcrum::test::LabelSet b0{{"service", odd}, {"backend", "b0"}};
     CHECK(parsed.value("fulcrum_backend_bytes_received_total", b0) == 42);
-    CHECK(parsed.value("fulcrum_open_fds") == 17);
+    CHECK(parsed.value("process_open_fds") == 17);
+    CHECK(parsed.value("process_cpu_seconds_total") == 1.25);
+    CHECK_FALSE(parsed.has("process_max_fds"));  // not read: not shown
     CHECK(parsed.value("fulcrum_workers") == 2);
     CHECK(parsed.value("fulcrum_reloads_total") == 4);
     CHECK(parsed.value("fulcrum_reload_failures_total") == 1);

@@ -39,7 +39,7 @@ public:
     };
 
     AdminState(unsigned workers, const std::atomic<std::size_t>& open_sessions,
-               const SpliceCounters& splice);
+               const WorkerCounters& splice);
 
     void publish(std::shared_ptr<const Config> config, std::vector<ServiceState> services);
     std::shared_ptr<const Snapshot> snapshot() const { return snapshot_.load(); }
@@ -53,9 +53,11 @@ public:
 private:
     std::atomic<std::shared_ptr<const Snapshot>> snapshot_;
     const std::chrono::steady_clock::time_point started_;
+    const double start_time_seconds_;  // Unix time
+    std::atomic<double> last_applied_seconds_{0};
     const unsigned workers_;
     const std::atomic<std::size_t>& open_sessions_;
-    const SpliceCounters& splice_;
+    const WorkerCounters& splice_;
     std::atomic<std::uint64_t> reloads_{0};
     std::atomic<std::uint64_t> reload_failures_{0};
     std::atomic<bool> shutting_down_{false};

@@ -30,6 +30,7 @@ struct BackendSample {
     double effective_weight = 1;
     int max_connections = 0;  // 0: no limit
     HistogramSample session_duration;
+    HistogramSample connect_duration;
     std::optional<HistogramSample> check_duration;  // absent with health checks off
 };
 
@@ -38,17 +39,33 @@ struct ServiceSample {
     std::uint64_t accepted = 0;
     std::uint64_t refused = 0;
     std::uint64_t proxy_rejected = 0;
-    std::array<std::uint64_t, on_failure_count> no_backend{};  // indexed by OnFailure
+    std::array<std::uint64_t, no_backend_count> no_backend{};  // indexed by NoBackend
+    std::array<std::uint64_t, session_end_count> ended{};      // indexed by SessionEnd
+    std::uint64_t sessions = 0;                                // open now
     std::array<std::uint64_t, rejection_count> rejected{};     // indexed by Rejection
     std::uint64_t queue_length = 0;
     std::uint64_t tracked_sources = 0;  // entries of the per-source limits' table
     std::vector<BackendSample> backends;
 };
 
+// The standard process_* values, as the Prometheus client libraries' process collector
+// reads them from /proc (absent where it is not readable).
+struct ProcessStats {
+    std::optional<double> cpu_seconds;
+    std::optional<std::uint64_t> resident_bytes;
+    std::optional<std::uint64_t> open_fds;
+    std::optional<std::uint64_t> max_fds;
+};
+ProcessStats read_process_stats();
+
 struct ProcessSample {
     double uptime_seconds = 0;
-    std::optional<std::uint64_t> open_fds;  // absent where /proc is not readable
+    double start_time_seconds = 0;  // Unix time
+    ProcessStats stats;
     unsigned workers = 0;
+    std::uint64_t max_connections = 0;
+    std::uint64_t accept_pauses = 0;
+    double last_reload_success_seconds = 0;  // Unix time of the last configuration applied
     std::uint64_t client_connections = 0;
     std::uint64_t reloads = 0;
     std::uint64_t reload_failures = 0;
@@ -69,8 +86,8 @@ struct ServiceState;
 // Reads every counter of `services` (summing the workers' slots).
 std::vector<ServiceSample> sample_services(const std::vector<ServiceState>& services);
 
-// Adds every worker's splice counters to `process`.
-void sample_splice(const SpliceCounters& counters, ProcessSample& process);
+// Adds every worker's own counters (splice, accept pauses) to `process`.
+void sample_splice(const WorkerCounters& counters, ProcessSample& process);
 
 // The Prometheus text exposition format 0.0.4: HELP and TYPE before each family's
 // samples, label values escaped, histograms as cumulative buckets with +Inf, _sum, _count.

@@ -19,29 +19,11 @@
 #include "fulcrum/net/splice_pump.hpp"
 #include "fulcrum/net/worker_context.hpp"
 #include "fulcrum/proto/preread.hpp"
+#include "fulcrum/stats/session_end.hpp"
 
 namespace fulcrum {
 
 class Listener;
-
-// How a session ended, as the access log names it.
-enum class SessionEnd {
-    client_fin,        // the client finished first, then the backend; both directions complete
-    backend_fin,       // the backend finished first, then the client
-    client_reset,      // the client reset or failed; passed on to the backend as a reset
-    backend_reset,     // the backend reset or failed (died mid-stream); passed on as a reset
-    idle_timeout,      // no byte either way for idle_timeout
-    connect_failed,    // no backend could be reached; on_failure applied
-    no_backend,        // no backend to try (all down, drained or empty); on_failure applied
-    queue_full,        // every backend full and queue_max already waiting; on_failure applied
-    queue_timeout,     // waited queue_timeout for a backend slot; on_failure applied
-    limited,           // over a per-source limit or the service's connection rate
-    drain_timeout,     // its backend was drained or removed drain_timeout ago
-    refused,           // max_connections reached at accept
-    bad_proxy_header,  // accept_proxy: no valid PROXY header in time, or an untrusted peer
-    shutdown,          // still open when shutdown_timeout ran out
-};
-std::string_view to_string(SessionEnd end);
 
 class Session final : private SpliceEvents {
 public:
@@ -118,13 +100,16 @@ private:
     void leave_queue();
     // A connect the backend refused or did not answer: counts towards passive detection.
     void count_backend_failure();
-    void attempt_failed(std::string error);
+    void attempt_failed(const char* error);
     void established();
     // Writes what must reach the backend before the client's next bytes: the PROXY header
     // and the client bytes that came with the one it sent. False if the write failed.
     bool write_preamble();
     // Answers the client as on_failure says; `end` is what the access log will say.
     void apply_on_failure(std::string_view reason, SessionEnd end);
+    // Every attempt with its outcome: "b0 (ECONNREFUSED), b1 (timeout)" for the warning
+    // (log_style), "b0:ECONNREFUSED,b1:ok" for the access log's attempts=.
+    std::string attempts_text(std::string_view separator, bool log_style) const;
     void read(Direction& d, ssize_t nread, const uv_buf_t* buf);
     void write_done(Direction& d, int status);
 
@@ -195,10 +180,15 @@ private:
     bool backend_open_ = false;
     const PoolMember* member_ = nullptr;  // the backend picked; released once, when unset
     std::vector<const PoolMember*> tried_;
-    std::string attempt_errors_;         // "name (ECONNREFUSED), name (timeout)"
-    std::shared_ptr<Waiting> waiting_;   // while queued
-    std::uint64_t queued_since_ms_ = 0;  // the first wait: queue_timeout counts from it
-    bool admitted_ = false;  // counted by the service's per-source limits: release at the end
+    // What each attempt of tried_ gave: an error name, "timeout", or nullptr (in flight,
+    // or connected). Static strings: no allocation per attempt.
+    std::vector<const char*> attempt_errors_;
+    std::uint64_t connect_started_ns_ = 0;  // uv_hrtime of the connect in flight
+    std::shared_ptr<Waiting> waiting_;      // while queued
+    std::uint64_t queued_since_ms_ = 0;     // the first wait: queue_timeout counts from it
+    bool admitted_ = false;
+    bool counted_open_ = false;  // in its service's open-sessions gauge  // counted by the
+                                 // service's per-source limits: release at the end
     SessionEnd end_ = SessionEnd::client_fin;
     std::uint64_t started_ms_ = 0;
     std::uint64_t last_activity_ms_ = 0;

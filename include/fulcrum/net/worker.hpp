@@ -29,7 +29,7 @@ public:
     // Creates the loop; add listeners with listen() before start(), or through post().
     // `workers` is how many there are: each takes its share of runtime.splice_pipes.
     Worker(unsigned id, unsigned workers, std::shared_ptr<const Config> config,
-           std::atomic<std::size_t>& open_sessions, SpliceTraffic& splice,
+           std::atomic<std::size_t>& open_sessions, WorkerTraffic& splice,
            std::function<void()> on_stopped);
     ~Worker();
     Worker(const Worker&) = delete;

@@ -34,7 +34,7 @@ public:
 
     // `workers` is how many there are: each takes its share of runtime.splice_pipes.
     WorkerContext(unsigned id, unsigned workers, uv_loop_t* loop,
-                  std::atomic<std::size_t>& open_sessions, SpliceTraffic& splice, Post post);
+                  std::atomic<std::size_t>& open_sessions, WorkerTraffic& traffic, Post post);
     ~WorkerContext();
     WorkerContext(const WorkerContext&) = delete;
     WorkerContext& operator=(const WorkerContext&) = delete;
@@ -71,7 +71,7 @@ public:
     void drop_pipe(Pipe pipe);
     // The kernel refused splice (EINVAL, ENOSYS): this worker copies from now on.
     void disable_splice(int error);
-    SpliceTraffic& splice_traffic() { return splice_; }
+    WorkerTraffic& traffic() { return traffic_; }
 
     // Counts a new session against runtime.max_connections; false when over the limit.
     bool admit() const;
@@ -89,7 +89,7 @@ private:
     bool access_log_ = true;
     std::unique_ptr<char[]> scratch_;
     std::vector<std::unique_ptr<WriteBlock>> spare_blocks_;
-    SpliceTraffic& splice_;
+    WorkerTraffic& traffic_;
     std::vector<Pipe> spare_pipes_;
     std::size_t pipes_in_use_ = 0;
     bool splice_disabled_ = false;

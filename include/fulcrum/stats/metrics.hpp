@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "fulcrum/config/config.hpp"
+#include "fulcrum/stats/session_end.hpp"
 
 namespace fulcrum {
 
@@ -55,6 +56,10 @@ inline constexpr std::array<double, 15> session_duration_bounds{
     0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600};
 inline constexpr std::array<double, 12> check_duration_bounds{
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5};
+
+// Connect times: from a tenth of a millisecond (same host) to connect_timeout's usual range.
+inline constexpr std::array<double, 12> connect_duration_bounds{
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2};
 
 // A histogram as read: per-bucket counts (not cumulative; the last is above every bound).
 struct HistogramSample {
@@ -122,6 +127,7 @@ struct BackendTraffic {
     LocalCounter bytes_sent;        // read from clients, forwarded to the backend
     LocalCounter bytes_received;    // read from the backend, forwarded to clients
     DurationHistogram<session_duration_bounds> session_duration;
+    DurationHistogram<connect_duration_bounds> connect_duration;  // connects that succeeded
 };
 
 // One worker's counts for one service.
@@ -140,21 +146,24 @@ struct ServiceTraffic {
     LocalCounter refused;   // closed at once: max_connections reached
     // Closed for a missing, malformed or late PROXY header, or an untrusted peer.
     LocalCounter proxy_rejected;
-    // Connections no backend could take, by the on_failure action they got.
-    std::array<LocalCounter, on_failure_count> no_backend;
+    // Connections no backend could take, by why (NoBackend).
+    std::array<LocalCounter, no_backend_count> no_backend;
+    std::array<LocalCounter, session_end_count> ended;   // by SessionEnd
+    LocalGauge sessions;                                 // open now
     std::array<LocalCounter, rejection_count> rejected;  // by Rejection
 };
 using ServiceCounters = PerWorker<ServiceTraffic>;
 
-// One worker's counts for its zero-copy (splice) path.
-struct SpliceTraffic {
+// One worker's own counts: its zero-copy (splice) path and its accept pauses.
+struct WorkerTraffic {
+    LocalCounter accept_pauses;   // accepting paused: out of descriptors
     LocalCounter bytes;           // moved socket -> pipe -> socket, also in the backend bytes
     LocalCounter transfers;       // times a direction switched from copying to splice
     LocalCounter pool_exhausted;  // bulk reads left on the copy path: no pipe was free
     LocalGauge pipes_in_use;      // pipes holding bytes of a session right now
     LocalGauge pipes_idle;        // empty pipes kept for reuse
 };
-using SpliceCounters = PerWorker<SpliceTraffic>;
+using WorkerCounters = PerWorker<WorkerTraffic>;
 
 // Descriptors open in this process (/proc/self/fd), or nothing when it cannot be read.
 std::optional<std::uint64_t> count_open_fds();
