@@ -99,6 +99,9 @@ int Server::run() {
         check(uv_signal_start(&sighup_, on_signal, SIGHUP), "uv_signal_start");
         check(uv_timer_init(&loop_, &ramp_timer_), "uv_timer_init");
         ramp_timer_.data = this;
+        check(uv_async_init(&loop_, &weight_set_, on_weight_set), "uv_async_init");
+        weight_set_.data = this;
+        admin_state_.on_weight_set([this] { uv_async_send(&weight_set_); });
         for (unsigned i = 0; i < count; ++i) {
             workers_.push_back(std::make_unique<Worker>(i, count, config_, open_sessions_,
                                                         worker_counters_[i], [this] {
@@ -116,8 +119,11 @@ int Server::run() {
         for (int i = 0; i < signals_open; ++i) {
             uv_close(reinterpret_cast<uv_handle_t*>(signals[i]), nullptr);
         }
-        if (ramp_timer_.data != nullptr)
-            uv_close(reinterpret_cast<uv_handle_t*>(&ramp_timer_), nullptr);
+        for (uv_handle_t* handle : {reinterpret_cast<uv_handle_t*>(&ramp_timer_),
+                                    reinterpret_cast<uv_handle_t*>(&weight_set_)}) {
+            if (handle->data != nullptr) uv_close(handle, nullptr);
+        }
+        admin_state_.on_weight_set(nullptr);
         uv_close(reinterpret_cast<uv_handle_t*>(&worker_stopped_), nullptr);
         uv_run(&loop_, UV_RUN_DEFAULT);
         throw;
@@ -164,6 +170,10 @@ std::string Server::apply(std::shared_ptr<const Config> next) {
         throw;
     }
 
+    // A weight set through the admin endpoint lasts until this reload.
+    for (const auto& [name, state] : services_) {
+        for (const PoolMember& member : state.pool->members) member.backend->weight_override = 0;
+    }
     // One snapshot per service, its pool built once and shared by every worker.
     std::map<std::string, ServiceState> next_services;
     std::vector<ServiceState> states;  // in configuration order
@@ -248,11 +258,17 @@ std::string Server::apply(std::shared_ptr<const Config> next) {
 }
 
 void Server::on_ramp_tick(uv_timer_t* timer) {
-    auto* self = static_cast<Server*>(timer->data);
+    static_cast<Server*>(timer->data)->refresh_weights();
+}
+
+void Server::on_weight_set(uv_async_t* handle) {
+    static_cast<Server*>(handle->data)->refresh_weights();
+}
+
+void Server::refresh_weights() {
     const std::int64_t now = steady_now_ms();
     bool moved = false;
-    for (auto& [name, state] : self->services_) {
-        if (state.config->slow_start.count() == 0) continue;
+    for (auto& [name, state] : services_) {
         Pool pool = state.pool->reweighted(state.config->slow_start, now);
         if (std::ranges::equal(pool.members, state.pool->members, {}, &PoolMember::effective_weight,
                                &PoolMember::effective_weight)) {
@@ -264,10 +280,9 @@ void Server::on_ramp_tick(uv_timer_t* timer) {
     }
     if (!moved) return;
     std::vector<ServiceState> states;
-    for (const ServiceConfig& service : self->config_->services) {
-        states.push_back(self->services_.at(service.name));
-    }
-    self->publish(states);
+    for (const ServiceConfig& service : config_->services)
+        states.push_back(services_.at(service.name));
+    publish(states);
 }
 
 void Server::publish(const std::vector<ServiceState>& states) {
@@ -332,10 +347,12 @@ void Server::on_signal(uv_signal_t* handle, int signum) {
 void Server::on_worker_stopped(uv_async_t* handle) {
     auto* self = static_cast<Server*>(handle->data);
     if (self->stopped_workers_.load() < self->workers_.size()) return;
+    self->admin_state_.on_weight_set(nullptr);  // before its handle closes
     for (auto* h : {reinterpret_cast<uv_handle_t*>(&self->sigint_),
                     reinterpret_cast<uv_handle_t*>(&self->sigterm_),
                     reinterpret_cast<uv_handle_t*>(&self->sighup_),
                     reinterpret_cast<uv_handle_t*>(&self->ramp_timer_),
+                    reinterpret_cast<uv_handle_t*>(&self->weight_set_),
                     reinterpret_cast<uv_handle_t*>(&self->worker_stopped_)}) {
         uv_close(h, nullptr);
     }

@@ -36,8 +36,11 @@ public:
 private:
     static void on_signal(uv_signal_t* handle, int signum);
     static void on_worker_stopped(uv_async_t* handle);
-    // While a service has slow_start: rebuilds the pools whose ramping weights moved on.
+    // While a service has slow_start, and when the admin endpoint set a weight: rebuilds
+    // the pools whose effective weights moved.
     static void on_ramp_tick(uv_timer_t* timer);
+    static void on_weight_set(uv_async_t* handle);
+    void refresh_weights();
     // Hands `states` (configuration order) to every worker, and to the admin endpoint.
     void publish(const std::vector<ServiceState>& states);
     // Moves to `next` by plan_reload's plan: opens the listeners it adds (all or nothing:
@@ -56,6 +59,7 @@ private:
     uv_signal_t sighup_{};
     uv_async_t worker_stopped_{};
     uv_timer_t ramp_timer_{};
+    uv_async_t weight_set_{};
     std::atomic<std::size_t> stopped_workers_{0};
     std::atomic<std::size_t> open_sessions_{0};
     bool stopping_ = false;

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <regex>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -93,8 +94,13 @@ json backend_json(const PoolMember& member, Duration slow_start) {
         {"name", member.config.name},
         {"address", member.config.address.text},
         {"resolved", member.config.address.numeric()},
-        {"weight", member.config.weight},
-        {"effective_weight", member.effective_weight},
+        {"weight", member.base_weight()},
+        {"configured_weight", member.config.weight},
+        // Live: the pool's copy follows a ramp step, or a weight just set, a moment later.
+        {"effective_weight",
+         member.base_weight() *
+             slow_start_factor(slow_start, backend.up_since_ms.load(std::memory_order_relaxed),
+                               steady_now_ms())},
         {"backup", member.config.backup},
         {"state", backend_state(member, slow_start)},
         {"health", backend.passes_checks() ? "up" : "down"},
@@ -143,26 +149,72 @@ json status_json(const AdminState& state) {
     };
 }
 
-// POST /backends/{service}/{backend}/{drain|enable}
-void set_admin_state(const AdminState& state, const httplib::Request& req, httplib::Response& res) {
+// The method a path answers to ("GET", "POST"), or "" for no such endpoint.
+std::string_view allowed_method(const std::string& path) {
+    if (path == "/metrics" || path == "/status" || path == "/healthz") return "GET";
+    static const std::regex backend_action(R"(/backends/[^/]+/[^/]+/(drain|enable|weight))");
+    return std::regex_match(path, backend_action) ? "POST" : "";
+}
+
+// The service and backend named by /backends/{service}/{backend}/..., or an error answer
+// (404) and nullptr.
+struct BackendTarget {
+    std::shared_ptr<const AdminState::Snapshot> snapshot;  // keeps the two alive
+    const ServiceState* service = nullptr;
+    const PoolMember* member = nullptr;
+};
+BackendTarget find_target(const AdminState& state, const httplib::Request& req,
+                          httplib::Response& res) {
     const std::string service_name = req.matches[1].str();
     const std::string backend_name = req.matches[2].str();
-    const bool drain = req.matches[3].str() == "drain";
-    const auto snapshot = state.snapshot();
-    const ServiceState* service = nullptr;
-    for (const ServiceState& s : snapshot->services) {
-        if (s.config->name == service_name) service = &s;
+    BackendTarget target{state.snapshot()};
+    for (const ServiceState& s : target.snapshot->services) {
+        if (s.config->name == service_name) target.service = &s;
     }
-    if (service == nullptr) {
+    if (target.service == nullptr) {
         send_error(res, 404, fmt::format("unknown service '{}'", service_name));
-        return;
+        return target;
     }
-    const PoolMember* member = service->pool->find(backend_name);
-    if (member == nullptr) {
+    target.member = target.service->pool->find(backend_name);
+    if (target.member == nullptr) {
         send_error(res, 404,
                    fmt::format("unknown backend '{}' in service '{}'", backend_name, service_name));
+    }
+    return target;
+}
+
+// POST /backends/{service}/{backend}/weight with {"weight": N}: until the next reload.
+void set_weight(const AdminState& state, const httplib::Request& req, const std::string& body,
+                httplib::Response& res) {
+    const BackendTarget target = find_target(state, req, res);
+    if (target.member == nullptr) return;
+    constexpr int max_weight = 1'000'000;
+    const json request = json::parse(body, nullptr, false);
+    if (!request.is_object() || !request.contains("weight") ||
+        !request["weight"].is_number_integer() || request["weight"].get<std::int64_t>() < 1 ||
+        request["weight"].get<std::int64_t>() > max_weight) {
+        send_error(
+            res, 400,
+            fmt::format("the body must be {{\"weight\": N}} with N from 1 to {}", max_weight));
         return;
     }
+    const int weight = request["weight"].get<int>();
+    const int before = target.member->backend->weight_override.exchange(weight);
+    spdlog::warn("admin: {}: service {}: backend {}: weight {} (was {}) until the next reload",
+                 req.remote_addr, target.service->config->name, target.member->config.name, weight,
+                 before > 0 ? before : target.member->config.weight);
+    state.weight_set();  // the main loop rebuilds the pool: new connections, every worker
+    send_json(res, 200, backend_json(*target.member, target.service->config->slow_start));
+}
+
+// POST /backends/{service}/{backend}/{drain|enable}
+void set_admin_state(const AdminState& state, const httplib::Request& req, httplib::Response& res) {
+    const BackendTarget target = find_target(state, req, res);
+    if (target.member == nullptr) return;
+    const PoolMember* member = target.member;
+    const std::string& service_name = target.service->config->name;
+    const std::string& backend_name = member->config.name;
+    const bool drain = req.matches[3].str() == "drain";
     const bool was_drained = member->backend->drained.exchange(drain);
     if (drain && !was_drained) member->backend->mark_leaving(steady_now_ms());
     if (!drain && was_drained) {
@@ -171,11 +223,12 @@ void set_admin_state(const AdminState& state, const httplib::Request& req, httpl
     }
     const int active = member->backend->active.load(std::memory_order_relaxed);
     if (was_drained != drain) {
-        spdlog::warn("admin: service {}: backend {} {}", service_name, backend_name,
+        spdlog::warn("admin: {}: service {}: backend {} {}", req.remote_addr, service_name,
+                     backend_name,
                      drain ? fmt::format("drained: no new connections, {} open continue", active)
                            : std::string("enabled: takes new connections again"));
     }
-    send_json(res, 200, backend_json(*member, service->config->slow_start));
+    send_json(res, 200, backend_json(*member, target.service->config->slow_start));
 }
 
 }  // namespace
@@ -276,14 +329,25 @@ void AdminServer::stop() {
 
 void AdminServer::add_routes() {
     http_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-        const std::string& token = state_.snapshot()->config->admin.token;
-        if (token.empty() ||
-            same_secret(req.get_header_value("Authorization"), "Bearer " + token)) {
-            return httplib::Server::HandlerResponse::Unhandled;
+        const AdminConfig& admin = state_.snapshot()->config->admin;
+        const std::string_view allowed = allowed_method(req.path);
+        const bool public_path = req.path == "/healthz" && admin.healthz_public;
+        if (!admin.token.empty() && !public_path &&
+            !same_secret(req.get_header_value("Authorization"), "Bearer " + admin.token)) {
+            res.set_header("WWW-Authenticate", "Bearer");
+            send_error(res, 401, "missing or wrong bearer token (admin.token)");
+            return httplib::Server::HandlerResponse::Handled;
         }
-        res.set_header("WWW-Authenticate", "Bearer");
-        send_error(res, 401, "missing or wrong bearer token (admin.token)");
-        return httplib::Server::HandlerResponse::Handled;
+        if (allowed.empty()) {
+            send_error(res, 404, fmt::format("{} {}: no such endpoint", req.method, req.path));
+            return httplib::Server::HandlerResponse::Handled;
+        }
+        if (req.method != allowed && !(allowed == "GET" && req.method == "HEAD")) {
+            res.set_header("Allow", std::string(allowed));
+            send_error(res, 405, fmt::format("{} {}: use {}", req.method, req.path, allowed));
+            return httplib::Server::HandlerResponse::Handled;
+        }
+        return httplib::Server::HandlerResponse::Unhandled;
     });
     // Errors without a body of their own (unknown path, exception) still answer JSON.
     using ErrorHandler = httplib::Server::HandlerWithResponse;
@@ -314,6 +378,16 @@ void AdminServer::add_routes() {
     });
     // The content-reader form, which reads a body only when there is one (at most
     // RequestLimits::max_body, announced by Content-Length).
+    http_->Post(R"(/backends/([^/]+)/([^/]+)/weight)",
+                [this](const httplib::Request& req, httplib::Response& res,
+                       const httplib::ContentReader& read_body) {
+                    std::string body;
+                    read_body([&body](const char* data, std::size_t size) {
+                        body.append(data, size);
+                        return true;
+                    });
+                    set_weight(state_, req, body, res);
+                });
     http_->Post(R"(/backends/([^/]+)/([^/]+)/(drain|enable))",
                 [this](const httplib::Request& req, httplib::Response& res,
                        const httplib::ContentReader& read_body) {

@@ -269,6 +269,7 @@ void read_log(Section& section, LogConfig& log) {
 void read_admin(Section& section, AdminConfig& admin) {
     section.read("listen", admin.listen, to_address);
     section.read("token", admin.token, to_bearer_token);
+    section.read("healthz_public", admin.healthz_public, to_bool);
 }
 
 void read_runtime(Section& section, RuntimeConfig& runtime) {

@@ -66,6 +66,7 @@ std::string to_toml(const Config& config) {
     if (config.admin.listen) {
         line("listen", toml_string(config.admin.listen->text));
         if (!config.admin.token.empty()) line("token", toml_string(config.admin.token));
+        line("healthz_public", fmt::format("{}", config.admin.healthz_public));
     } else {
         out += "# listen is not set: the admin endpoint is off.\n";
     }

@@ -74,7 +74,7 @@ Pool Pool::reweighted(Duration slow_start, std::int64_t now_ms) const {
     Pool copy = *this;
     for (PoolMember& member : copy.members) {
         member.effective_weight =
-            member.config.weight *
+            member.base_weight() *
             slow_start_factor(slow_start,
                               member.backend->up_since_ms.load(std::memory_order_relaxed), now_ms);
     }

@@ -14,7 +14,9 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -45,6 +47,16 @@ public:
     std::shared_ptr<const Snapshot> snapshot() const { return snapshot_.load(); }
 
     void count_reload(bool applied);
+    // Called (from the admin thread) after a backend's weight was set: the owner rebuilds
+    // the pools. Cleared (nullptr) before what it calls goes away.
+    void on_weight_set(std::function<void()> notify) {
+        std::lock_guard lock(weight_set_mutex_);
+        weight_set_ = std::move(notify);
+    }
+    void weight_set() const {
+        std::lock_guard lock(weight_set_mutex_);
+        if (weight_set_) weight_set_();
+    }
     void begin_shutdown() { shutting_down_.store(true); }
     bool shutting_down() const { return shutting_down_.load(); }
     // Uptime, descriptors, workers, open connections, reloads and splice use, as of now.
@@ -61,6 +73,8 @@ private:
     std::atomic<std::uint64_t> reloads_{0};
     std::atomic<std::uint64_t> reload_failures_{0};
     std::atomic<bool> shutting_down_{false};
+    mutable std::mutex weight_set_mutex_;
+    std::function<void()> weight_set_;
 };
 
 class AdminServer {

@@ -37,6 +37,7 @@ struct LogConfig {
 struct AdminConfig {
     std::optional<Address> listen;  // off unless set
     std::string token;              // when set, requests need "Authorization: Bearer <token>"
+    bool healthz_public = false;    // /healthz answers without the token (load balancers' probes)
 
     bool operator==(const AdminConfig&) const = default;
 };

@@ -45,6 +45,9 @@ struct Backend {
     // down and all_unhealthy = "fail-open" (set on the main loop).
     std::atomic<bool> routable{true};
     std::atomic<bool> drained{false};  // set by the admin endpoint: no new connections
+    // Set by the admin endpoint ("set weight"): replaces the configured weight until the
+    // next reload; 0: none.
+    std::atomic<int> weight_override{0};
     // Sessions connecting or connected, all workers; moved by Balancer pick and release
     // (or handed from a session that ends to one waiting in the service's queue).
     std::atomic<int> active{0};
@@ -110,6 +113,12 @@ private:
 
 // A backend as one pool snapshot has it.
 struct PoolMember {
+    // The weight slow start ramps: the admin endpoint's override, else the configured one.
+    int base_weight() const {
+        const int override = backend->weight_override.load(std::memory_order_relaxed);
+        return override > 0 ? override : config.weight;
+    }
+
     std::shared_ptr<Backend> backend;
     BackendConfig config;  // address, configured weight, PROXY header: fixed in this snapshot
     // What the strategies weigh: the configured weight, scaled down while slow start ramps
