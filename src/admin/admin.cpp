@@ -75,6 +75,21 @@ json last_check_json(const Backend& backend) {
             {"duration_seconds", std::chrono::duration<double>(check->duration).count()}};
 }
 
+// Transitions, failures by reason, the last change and the downtime, as the checks saw them.
+json check_history_json(const CheckHistory& history) {
+    const auto now = CheckHistory::Clock::now();
+    json failures = json::object();
+    for (std::size_t i = 0; i < check_failure_count; ++i) {
+        const auto reason = static_cast<CheckFailure>(i);
+        failures[std::string(to_string(reason))] = history.failures(reason);
+    }
+    return {{"transitions_up", history.transitions(true)},
+            {"transitions_down", history.transitions(false)},
+            {"seconds_since_last_change", unix_seconds(now) - history.last_change_seconds()},
+            {"downtime_seconds", history.downtime_seconds(now)},
+            {"failures", failures}};
+}
+
 // What an operator is shown first: "down", "drained", "full", "slow-start", "up".
 std::string_view backend_state(const PoolMember& member, Duration slow_start) {
     const Backend& backend = *member.backend;
@@ -87,7 +102,8 @@ std::string_view backend_state(const PoolMember& member, Duration slow_start) {
     return "up";
 }
 
-json backend_json(const PoolMember& member, Duration slow_start) {
+json backend_json(const PoolMember& member, const ServiceConfig& service) {
+    const Duration slow_start = service.slow_start;
     const Backend& backend = *member.backend;
     const bool drained = backend.drained.load(std::memory_order_relaxed);
     json out = {
@@ -110,6 +126,7 @@ json backend_json(const PoolMember& member, Duration slow_start) {
         {"last_check", last_check_json(backend)},
     };
     if (member.config.max_connections > 0) out["max_connections"] = member.config.max_connections;
+    if (service.health.enabled) out["checks"] = check_history_json(backend.check_history);
     const std::int64_t out_until_ms = backend.out_until_ms.load(std::memory_order_relaxed);
     const std::int64_t now_ms = steady_now_ms();
     if (out_until_ms > now_ms) {
@@ -125,7 +142,7 @@ json status_json(const AdminState& state) {
     for (const ServiceState& service : snapshot->services) {
         json backends = json::array();
         for (const PoolMember& member : service.pool->members) {
-            backends.push_back(backend_json(member, service.config->slow_start));
+            backends.push_back(backend_json(member, *service.config));
         }
         services.push_back({
             {"name", service.config->name},
@@ -204,7 +221,7 @@ void set_weight(const AdminState& state, const httplib::Request& req, const std:
                  req.remote_addr, target.service->config->name, target.member->config.name, weight,
                  before > 0 ? before : target.member->config.weight);
     state.weight_set();  // the main loop rebuilds the pool: new connections, every worker
-    send_json(res, 200, backend_json(*target.member, target.service->config->slow_start));
+    send_json(res, 200, backend_json(*target.member, *target.service->config));
 }
 
 // POST /backends/{service}/{backend}/{drain|enable}
@@ -228,7 +245,7 @@ void set_admin_state(const AdminState& state, const httplib::Request& req, httpl
                      drain ? fmt::format("drained: no new connections, {} open continue", active)
                            : std::string("enabled: takes new connections again"));
     }
-    send_json(res, 200, backend_json(*member, target.service->config->slow_start));
+    send_json(res, 200, backend_json(*member, *target.service->config));
 }
 
 }  // namespace

@@ -128,6 +128,51 @@ constexpr BackendMetric backend_metrics[] = {
      [](const BackendSample& b) { return std::uint64_t{b.drained}; }},
 };
 
+// What the active checks did, for the backends that have them.
+void render_check_history(Exposition& out, const std::vector<ServiceSample>& services) {
+    // Calls `write(service, backend, checks)` for every checked backend.
+    auto each = [&services](auto&& write) {
+        for (const ServiceSample& s : services) {
+            for (const BackendSample& b : s.backends) {
+                if (b.checks) write(s, b, *b.checks);
+            }
+        }
+    };
+    out.family("fulcrum_backend_check_transitions_total", "counter",
+               "Times the health checks took the backend down (to=\"down\") or brought it back "
+               "(to=\"up\").");
+    each([&](const ServiceSample& s, const BackendSample& b, const CheckHistorySample& c) {
+        out.sample("fulcrum_backend_check_transitions_total",
+                   {{"service", s.name}, {"backend", b.name}}, "to", "up", std::to_string(c.to_up));
+        out.sample("fulcrum_backend_check_transitions_total",
+                   {{"service", s.name}, {"backend", b.name}}, "to", "down",
+                   std::to_string(c.to_down));
+    });
+    out.family("fulcrum_backend_check_failures_total", "counter",
+               "Active health checks of the backend that failed, by why: timeout, refused, "
+               "reset, status, response, error.");
+    each([&](const ServiceSample& s, const BackendSample& b, const CheckHistorySample& c) {
+        for (std::size_t i = 0; i < check_failure_count; ++i) {
+            out.sample("fulcrum_backend_check_failures_total",
+                       {{"service", s.name}, {"backend", b.name}}, "reason",
+                       to_string(static_cast<CheckFailure>(i)), std::to_string(c.failures[i]));
+        }
+    });
+    out.family("fulcrum_backend_last_change_timestamp_seconds", "gauge",
+               "When the health checks last changed the backend's state (or first checked "
+               "it), since the Unix epoch.");
+    each([&](const ServiceSample& s, const BackendSample& b, const CheckHistorySample& c) {
+        out.sample("fulcrum_backend_last_change_timestamp_seconds",
+                   {{"service", s.name}, {"backend", b.name}}, c.last_change_seconds);
+    });
+    out.family("fulcrum_backend_downtime_seconds_total", "counter",
+               "Time the health checks have found the backend down, in all.");
+    each([&](const ServiceSample& s, const BackendSample& b, const CheckHistorySample& c) {
+        out.sample("fulcrum_backend_downtime_seconds_total",
+                   {{"service", s.name}, {"backend", b.name}}, c.downtime_seconds);
+    });
+}
+
 }  // namespace
 
 std::string escape_label_value(std::string_view value) {
@@ -333,6 +378,7 @@ std::string render_prometheus(const MetricsSample& sample) {
                           {{"service", s.name}, {"backend", b.name}}, *b.check_duration);
         }
     }
+    render_check_history(out, sample.services);
     return out.take();
 }
 
@@ -376,6 +422,15 @@ std::vector<ServiceSample> sample_services(const std::vector<ServiceState>& serv
             b.max_connections = member.config.max_connections;
             if (service.config->health.enabled) {
                 backend->check_duration.add_to(b.check_duration.emplace());
+                const CheckHistory& history = backend->check_history;
+                CheckHistorySample& checks = b.checks.emplace();
+                checks.to_up = history.transitions(true);
+                checks.to_down = history.transitions(false);
+                for (std::size_t i = 0; i < check_failure_count; ++i) {
+                    checks.failures[i] = history.failures(static_cast<CheckFailure>(i));
+                }
+                checks.last_change_seconds = history.last_change_seconds();
+                checks.downtime_seconds = history.downtime_seconds(CheckHistory::Clock::now());
             }
         }
     }

@@ -145,7 +145,7 @@ void HealthChecker::run_probe(Target& target) {
     try {
         target.result = probe_backend(target.group->service->health, target.config);
     } catch (const std::exception& e) {
-        target.result = {false, e.what()};
+        target.result = {false, e.what(), CheckFailure::error};
     }
     target.probe_duration = std::chrono::duration_cast<std::chrono::microseconds>(
         std::chrono::steady_clock::now() - start);
@@ -167,6 +167,7 @@ void HealthChecker::apply(Target& target, const ProbeResult& result) {
         {result.success, result.detail, std::chrono::system_clock::now(), target.probe_duration});
     spdlog::debug("service {}: backend {}: probe {}: {}", target.group->service->name, backend.name,
                   result.success ? "passed" : "failed", result.detail);
+    if (!result.success) backend.check_history.record_failure(result.failure);
     if (backend.passive_tripped.exchange(false, std::memory_order_relaxed)) {
         // With active checks on, a passive trip lasts until the probes see it healthy.
         transition(target, target.tracker.force_down(), "connect failures while proxying");
@@ -181,6 +182,7 @@ void HealthChecker::transition(Target& target, HealthTracker::Change change,
     spdlog::warn("service {}: backend {} is {} (was {}): {}", target.group->service->name,
                  target.backend->name, up ? "up" : "down", up ? "down" : "up", why);
     if (up) target.backend->out_until_ms.store(0, std::memory_order_relaxed);
+    target.backend->check_history.record_transition(up, std::chrono::system_clock::now());
     update_routing(*target.group);
 }
 

@@ -23,16 +23,16 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string describe(httplib::Error error) {
+ProbeResult failed(httplib::Error error) {
     switch (error) {
         case httplib::Error::Connection:
-            return "connect failed (refused or unreachable)";
+            return {false, "connect failed (refused or unreachable)", CheckFailure::refused};
         case httplib::Error::ConnectionTimeout:
-            return "connect timeout";
+            return {false, "connect timeout", CheckFailure::timeout};
         case httplib::Error::Read:
-            return "no valid response (closed early or malformed)";
+            return {false, "no valid response (closed early or malformed)", CheckFailure::response};
         default:
-            return httplib::to_string(error);
+            return {false, httplib::to_string(error), CheckFailure::error};
     }
 }
 
@@ -45,7 +45,7 @@ public:
     DeadlineStream(int fd, Clock::time_point deadline) : fd_(fd), deadline_(deadline) {}
 
     // Why reading or writing stopped early, if it did.
-    const std::optional<std::string>& failure() const { return failure_; }
+    const std::optional<ProbeResult>& failure() const { return failure_; }
 
     bool is_readable() const override { return !failure_; }
     bool is_writable() const override { return !failure_; }
@@ -84,8 +84,10 @@ private:
     bool fill() {
         offset_ = filled_ = 0;
         if (received_ >= max_response_head) {
-            failure_ =
-                "response headers longer than " + std::to_string(max_response_head) + " bytes";
+            failure_ = ProbeResult{
+                false,
+                "response headers longer than " + std::to_string(max_response_head) + " bytes",
+                CheckFailure::response};
             return false;
         }
         const std::size_t want = std::min(buffer_.size(), max_response_head - received_);
@@ -110,7 +112,7 @@ private:
             const auto left =
                 std::chrono::ceil<std::chrono::milliseconds>(deadline_ - Clock::now());
             if (left.count() <= 0) {
-                failure_ = "timeout";
+                failure_ = ProbeResult{false, "timeout", CheckFailure::timeout};
                 return false;
             }
             pollfd p{fd_, events, 0};
@@ -124,13 +126,15 @@ private:
     }
 
     ssize_t fail_errno() {
-        failure_ = std::system_category().message(errno);
+        const bool reset = errno == ECONNRESET || errno == EPIPE;
+        failure_ = ProbeResult{false, std::system_category().message(errno),
+                               reset ? CheckFailure::reset : CheckFailure::error};
         return -1;
     }
 
     int fd_;
     Clock::time_point deadline_;
-    std::optional<std::string> failure_;
+    std::optional<ProbeResult> failure_;
     std::array<char, 4096> buffer_{};
     std::size_t offset_ = 0;
     std::size_t filled_ = 0;
@@ -149,12 +153,12 @@ public:
             std::chrono::duration_cast<std::chrono::microseconds>(health.timeout));
         Socket socket;
         httplib::Error error = httplib::Error::Success;
-        if (!create_and_connect_socket(socket, error)) return {false, describe(error)};
+        if (!create_and_connect_socket(socket, error)) return failed(error);
         const Closer closer{socket.sock};
         DeadlineStream stream(socket.sock, deadline);
         while (!proxy_header.empty()) {
             const ssize_t n = stream.write(proxy_header.data(), proxy_header.size());
-            if (n < 0) return {false, *stream.failure()};
+            if (n < 0) return *stream.failure();
             proxy_header.remove_prefix(static_cast<std::size_t>(n));
         }
 
@@ -175,10 +179,10 @@ public:
             const int status = response.status;
             const bool expected =
                 status >= health.expect_status_min && status <= health.expect_status_max;
-            return {expected, "status " + std::to_string(status)};
+            return {expected, "status " + std::to_string(status), CheckFailure::status};
         }
-        if (stream.failure()) return {false, *stream.failure()};
-        return {false, describe(error)};
+        if (stream.failure()) return *stream.failure();
+        return failed(error);
     }
 
 private:

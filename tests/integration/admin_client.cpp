@@ -10,19 +10,23 @@ namespace fulcrum::test {
 using namespace std::chrono_literals;
 
 Reply admin_request(std::uint16_t port, const std::string& method, const std::string& path,
-                    const std::string& token) {
+                    const std::string& token, const std::string& body) {
     httplib::Client client("127.0.0.1", port);
     client.set_connection_timeout(5s);
     client.set_read_timeout(10s);
     client.set_keep_alive(false);
     httplib::Headers headers;
     if (!token.empty()) headers.emplace("Authorization", "Bearer " + token);
-    httplib::Result result = method == "POST" ? client.Post(path.c_str(), headers, "", "text/plain")
-                                              : client.Get(path.c_str(), headers);
+    httplib::Result result = method == "POST"
+                                 ? client.Post(path.c_str(), headers, body,
+                                               body.empty() ? "text/plain" : "application/json")
+                                 : client.Get(path.c_str(), headers);
     if (!result) {
         throw std::runtime_error(method + " " + path + ": " + httplib::to_string(result.error()));
     }
-    return {result->status, result->body};
+    Reply reply{result->status, result->body, {}};
+    for (const auto& [name, value] : result->headers) reply.headers[name] = value;
+    return reply;
 }
 
 Exposition scrape(std::uint16_t port, const std::string& token) {

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -17,11 +18,13 @@ namespace fulcrum::test {
 struct Reply {
     int status;
     std::string body;
+    std::map<std::string, std::string> headers;  // the last value of each name
 };
 
-// One request to the admin endpoint on 127.0.0.1:port, with a bearer token if given.
+// One GET or POST (with `body`, as JSON when it is not empty) to the admin endpoint on
+// 127.0.0.1:port, with a bearer token if given.
 Reply admin_request(std::uint16_t port, const std::string& method, const std::string& path,
-                    const std::string& token = "");
+                    const std::string& token = "", const std::string& body = "");
 
 // GET /metrics, parsed by the strict Prometheus parser (a failed Catch2 REQUIRE unless
 // it answers 200).

@@ -45,7 +45,7 @@ TEST_CASE("--check accepts the example configuration and prints it in full", "[c
     CHECK(result.exit_code == 0);
     CHECK_THAT(result.output, Catch::Contains("[[service]]"));
     // Defaults are filled in: a key the example leaves out still appears.
-    CHECK_THAT(result.output, Catch::Contains("name = \"127.0.0.1:3003\""));
+    CHECK_THAT(result.output, Catch::Contains("name = \"127.0.0.1:3001\""));
 
     const std::vector<std::string> names = service_names(example_config);
     REQUIRE(names.size() >= 2);

@@ -100,6 +100,58 @@ TEST_CASE("health check durations are shown only for checked services", "[promet
           std::string::npos);
 }
 
+TEST_CASE("a backend's check history: transitions, failures by reason, last change, downtime",
+          "[prometheus][health]") {
+    using Clock = CheckHistory::Clock;
+    const Clock::time_point t0 = Clock::now();
+    CheckHistory history;
+    CHECK(history.last_change_seconds() ==
+          Approx(std::chrono::duration<double>(t0.time_since_epoch()).count()).margin(1));
+    CHECK(history.downtime_seconds(t0 + 10s) == 0);
+
+    history.record_failure(CheckFailure::timeout);
+    history.record_failure(CheckFailure::timeout);
+    history.record_failure(CheckFailure::status);
+    history.record_transition(false, t0 + 10s);
+    CHECK(history.transitions(false) == 1);
+    CHECK(history.transitions(true) == 0);
+    CHECK(history.failures(CheckFailure::timeout) == 2);
+    CHECK(history.failures(CheckFailure::status) == 1);
+    CHECK(history.failures(CheckFailure::reset) == 0);
+    CHECK(history.downtime_seconds(t0 + 12500ms) == Approx(2.5));  // the stretch so far
+    history.record_transition(true, t0 + 14s);
+    CHECK(history.downtime_seconds(t0 + 100s) == Approx(4));  // ended: it stops growing
+    history.record_transition(false, t0 + 20s);
+    CHECK(history.downtime_seconds(t0 + 21s) == Approx(5));
+    CHECK(history.last_change_seconds() ==
+          Approx(std::chrono::duration<double>((t0 + 20s).time_since_epoch()).count()));
+
+    // Rendered for checked services only, every reason and both directions.
+    std::vector<ServiceState> services{service_with_backends("checked", 1, true),
+                                       service_with_backends("unchecked", 1, false)};
+    services[0].pool->members[0].backend->check_history.record_failure(CheckFailure::refused);
+    services[0].pool->members[0].backend->check_history.record_transition(false, Clock::now());
+    const std::string text = render_prometheus({{}, sample_services(services)});
+    const auto exposition = parse_prometheus_text(text);
+    const test::LabelSet b0{{"service", "checked"}, {"backend", "b0"}};
+    auto with = [](test::LabelSet labels, const std::string& key, const std::string& value) {
+        labels.emplace(key, value);
+        return labels;
+    };
+    CHECK(exposition.value("fulcrum_backend_check_failures_total", with(b0, "reason", "refused")) ==
+          1);
+    for (const char* reason : {"timeout", "reset", "status", "response", "error"}) {
+        CHECK(exposition.value("fulcrum_backend_check_failures_total",
+                               with(b0, "reason", reason)) == 0);
+    }
+    CHECK(exposition.value("fulcrum_backend_check_transitions_total", with(b0, "to", "down")) == 1);
+    CHECK(exposition.value("fulcrum_backend_check_transitions_total", with(b0, "to", "up")) == 0);
+    CHECK(exposition.value("fulcrum_backend_downtime_seconds_total", b0) >= 0);
+    CHECK(exposition.has("fulcrum_backend_last_change_timestamp_seconds", b0));
+    CHECK_FALSE(exposition.has("fulcrum_backend_last_change_timestamp_seconds",
+                               {{"service", "unchecked"}, {"backend", "b0"}}));
+}
+
 TEST_CASE("label values escape backslash, double quote and newline", "[prometheus]") {
     CHECK(escape_label_value("plain") == "plain");
     CHECK(escape_label_value("a\\b\"c\nd") == "a\\\\b\\\"c\\nd");

@@ -11,11 +11,21 @@
 #include <vector>
 
 #include "fulcrum/config/config.hpp"
+#include "fulcrum/stats/check_history.hpp"
 #include "fulcrum/stats/metrics.hpp"
 
 namespace fulcrum {
 
 // What a scrape reads, as plain values.
+
+// A backend's CheckHistory as of the scrape.
+struct CheckHistorySample {
+    std::uint64_t to_up = 0;
+    std::uint64_t to_down = 0;
+    std::array<std::uint64_t, check_failure_count> failures{};  // indexed by CheckFailure
+    double last_change_seconds = 0;                             // Unix time
+    double downtime_seconds = 0;
+};
 
 struct BackendSample {
     std::string name;
@@ -32,6 +42,7 @@ struct BackendSample {
     HistogramSample session_duration;
     HistogramSample connect_duration;
     std::optional<HistogramSample> check_duration;  // absent with health checks off
+    std::optional<CheckHistorySample> checks;       // likewise
 };
 
 struct ServiceSample {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "fulcrum/config/config.hpp"
+#include "fulcrum/stats/check_history.hpp"
 
 namespace fulcrum {
 
@@ -15,6 +16,7 @@ namespace fulcrum {
 struct ProbeResult {
     bool success = false;
     std::string detail;  // "status 200", "connection refused", "timeout", ...
+    CheckFailure failure = CheckFailure::error;  // why, when it failed
 };
 
 // The most a probe reads of a response: its status line and headers.

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "fulcrum/config/config.hpp"
+#include "fulcrum/stats/check_history.hpp"
 #include "fulcrum/stats/metrics.hpp"
 
 namespace fulcrum {
@@ -64,6 +65,8 @@ struct Backend {
     PerWorker<BackendTraffic> traffic;
     // Probe durations, written on the main loop only.
     DurationHistogram<check_duration_bounds> check_duration;
+    // Transitions, failures by reason and downtime, as the active checks saw them.
+    CheckHistory check_history;
 
     // Out of rotation after connect failures seen while proxying.
     bool passive_out() const {
