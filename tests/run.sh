@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-./tests/install-deps.sh --bench --fuzz
+./tests/install-deps.sh --test --bench --fuzz
 
 # Sets up build directory $1 with the meson options that follow. An existing directory
 # gets them through `meson configure` (meson 1.0's `setup --reconfigure` can drop a

@@ -10,12 +10,12 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
-#include <regex>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 
 #include "fulcrum/admin/admin_http.hpp"
+#include "fulcrum/admin/status_page.hpp"
 
 namespace fulcrum {
 
@@ -93,13 +93,16 @@ json check_history_json(const CheckHistory& history) {
 // What an operator is shown first: "down", "drained", "full", "slow-start", "up".
 std::string_view backend_state(const PoolMember& member, Duration slow_start) {
     const Backend& backend = *member.backend;
-    if (backend.drained.load(std::memory_order_relaxed)) return "drained";
+    if (backend.drained.load(std::memory_order_relaxed)) {
+        return backend.active.load(std::memory_order_relaxed) > 0 ? "draining" : "drained";
+    }
     if (!backend.passes_checks()) return "down";
     if (!backend.has_room(member.config.max_connections)) return "full";
     // Read live: the pool's weights follow the ramp a step behind.
     const std::int64_t up_since = backend.up_since_ms.load(std::memory_order_relaxed);
     if (slow_start_factor(slow_start, up_since, steady_now_ms()) < 1) return "slow-start";
-    return "up";
+    // A backup that could take traffic, but only does while no primary is routable.
+    return member.config.backup ? "backup" : "up";
 }
 
 json backend_json(const PoolMember& member, const ServiceConfig& service) {
@@ -109,6 +112,7 @@ json backend_json(const PoolMember& member, const ServiceConfig& service) {
     json out = {
         {"name", member.config.name},
         {"address", member.config.address.text},
+        {"source", "static"},  // [[service.backend]]: the only source so far
         {"resolved", member.config.address.numeric()},
         {"weight", member.base_weight()},
         {"configured_weight", member.config.weight},
@@ -168,9 +172,20 @@ json status_json(const AdminState& state) {
 
 // The method a path answers to ("GET", "POST"), or "" for no such endpoint.
 std::string_view allowed_method(const std::string& path) {
-    if (path == "/metrics" || path == "/status" || path == "/healthz") return "GET";
-    static const std::regex backend_action(R"(/backends/[^/]+/[^/]+/(drain|enable|weight))");
-    return std::regex_match(path, backend_action) ? "POST" : "";
+    if (path == "/" || path == "/metrics" || path == "/status" || path == "/history" ||
+        path == "/healthz") {
+        return "GET";
+    }
+    // /backends/{service}/{backend}/{drain|enable|weight}, each name non-empty.
+    constexpr std::string_view prefix = "/backends/";
+    if (!path.starts_with(prefix)) return "";
+    std::string_view rest = std::string_view(path).substr(prefix.size());
+    for (int name = 0; name < 2; ++name) {
+        const std::size_t slash = rest.find('/');
+        if (slash == 0 || slash == std::string_view::npos) return "";
+        rest.remove_prefix(slash + 1);
+    }
+    return rest == "drain" || rest == "enable" || rest == "weight" ? "POST" : "";
 }
 
 // The service and backend named by /backends/{service}/{backend}/..., or an error answer
@@ -328,6 +343,7 @@ AdminServer::~AdminServer() {
 }
 
 void AdminServer::start() {
+    sampler_ = std::thread([this] { sample_history(); });
     thread_ = std::thread([this] {
         if (!http_->listen_after_bind()) spdlog::error("admin: accept loop failed; endpoint down");
         loop_ended_.store(true);
@@ -342,13 +358,34 @@ void AdminServer::stop() {
     }
     http_->stop();
     thread_.join();
+    {
+        std::lock_guard lock(sampler_mutex_);
+        sampler_stop_ = true;
+    }
+    sampler_wake_.notify_all();
+    sampler_.join();
+}
+
+void AdminServer::sample_history() {
+    std::unique_lock lock(sampler_mutex_);
+    auto next = std::chrono::steady_clock::now();
+    while (!sampler_stop_) {
+        const auto snapshot = state_.snapshot();
+        history_.record(unix_seconds(std::chrono::system_clock::now()),
+                        sample_services(snapshot->services));
+        // On a fixed schedule, so points stay one second apart however long a sample took.
+        next += std::chrono::seconds(1);
+        sampler_wake_.wait_until(lock, next, [this] { return sampler_stop_; });
+    }
 }
 
 void AdminServer::add_routes() {
     http_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
         const AdminConfig& admin = state_.snapshot()->config->admin;
         const std::string_view allowed = allowed_method(req.path);
-        const bool public_path = req.path == "/healthz" && admin.healthz_public;
+        // The page holds no data when a token is set: its script asks for the token.
+        const bool public_path =
+            req.path == "/" || (req.path == "/healthz" && admin.healthz_public);
         if (!admin.token.empty() && !public_path &&
             !same_secret(req.get_header_value("Authorization"), "Bearer " + admin.token)) {
             res.set_header("WWW-Authenticate", "Bearer");
@@ -387,6 +424,21 @@ void AdminServer::add_routes() {
     });
     http_->Get("/status", [this](const httplib::Request&, httplib::Response& res) {
         send_json(res, 200, status_json(state_));
+    });
+    http_->Get("/history", [this](const httplib::Request&, httplib::Response& res) {
+        send_json(res, 200, history_.to_json());
+    });
+    http_->Get("/", [this](const httplib::Request&, httplib::Response& res) {
+        const bool token_set = !state_.snapshot()->config->admin.token.empty();
+        const json status = token_set ? json() : status_json(state_);
+        res.status = 200;
+        // Nothing but this endpoint: no other origin for scripts, styles or requests.
+        res.set_header("Content-Security-Policy",
+                       "default-src 'none'; script-src 'unsafe-inline'; "
+                       "style-src 'unsafe-inline'; connect-src 'self'; img-src data:");
+        res.set_header("Cache-Control", "no-store");
+        res.set_content(render_status_page(token_set ? nullptr : &status),
+                        "text/html; charset=utf-8");
     });
     http_->Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
         const bool stopping = state_.shutting_down();

@@ -4,7 +4,10 @@
 //   GET  /status                               services and backends as JSON
 //   POST /backends/{service}/{backend}/drain   no new connections; live ones continue
 //   POST /backends/{service}/{backend}/enable  undoes drain
+//   POST /backends/{service}/{backend}/weight  {"weight": N} until the next reload
 //   GET  /healthz                              200 while serving, 503 once shutdown began
+//   GET  /history                              the last 15 minutes, a point per second
+//   GET  /                                     the status page (status_page.hpp)
 // With admin.token set, every request needs "Authorization: Bearer <token>".
 // What a client may cost, token or not, is bounded by AdminHttp (admin_http.hpp).
 // It reads shared state only (drain and enable store one atomic flag): nothing it does
@@ -12,6 +15,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -20,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "fulcrum/admin/history.hpp"
 #include "fulcrum/admin/prometheus.hpp"
 #include "fulcrum/config/address.hpp"
 #include "fulcrum/config/config.hpp"
@@ -95,8 +100,15 @@ public:
 
 private:
     void add_routes();
+    // On the sampler thread: one History point per second until stop().
+    void sample_history();
 
     const AdminState& state_;
+    History history_;
+    std::thread sampler_;
+    std::mutex sampler_mutex_;
+    std::condition_variable sampler_wake_;
+    bool sampler_stop_ = false;
     std::unique_ptr<AdminHttp> http_;
     Address bound_;
     std::thread thread_;
