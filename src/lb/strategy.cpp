@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "fulcrum/lb/strategy_source_hash.hpp"
+#include "fulcrum/util/splitmix64.hpp"
 
 namespace fulcrum {
 
@@ -46,14 +47,6 @@ std::vector<std::uint64_t> reduced_weights(const Pool& pool, std::size_t limit) 
         for (std::uint64_t& w : weights) w = std::max<std::uint64_t>(1, w * limit / total);
     }
     return weights;
-}
-
-// SplitMix64: a counter in, well-mixed bits out.
-std::uint64_t mix(std::uint64_t x) {
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
 }
 
 }  // namespace
@@ -135,7 +128,7 @@ RandomTwo::RandomTwo(std::shared_ptr<const Pool> pool, std::uint64_t seed)
     : pool_(std::move(pool)), seed_(seed) {}
 
 std::uint64_t RandomTwo::next_random() {
-    return mix(seed_ + draws_.fetch_add(1, std::memory_order_relaxed));
+    return splitmix64(seed_ + draws_.fetch_add(1, std::memory_order_relaxed));
 }
 
 const PoolMember* RandomTwo::choose(const sockaddr*, const Scope& scope) {

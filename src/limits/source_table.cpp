@@ -4,18 +4,9 @@
 
 #include <cstring>
 
+#include "fulcrum/util/splitmix64.hpp"
+
 namespace fulcrum {
-
-namespace {
-
-std::uint64_t mix(std::uint64_t x) {
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
-}  // namespace
 
 SourceKey source_key(const sockaddr* client) {
     SourceKey key;
@@ -37,7 +28,7 @@ SourceKey source_key(const sockaddr* client) {
 }
 
 std::size_t SourceTable::KeyHash::operator()(const SourceKey& key) const {
-    return static_cast<std::size_t>(mix(key.bits ^ (key.v6 ? 0x5bd1e995ULL : 0)));
+    return static_cast<std::size_t>(splitmix64(key.bits ^ (key.v6 ? 0x5bd1e995ULL : 0)));
 }
 
 SourceTable::Shard& SourceTable::shard_of(const SourceKey& key) {
