@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "fulcrum/admin/admin.hpp"
+#include "fulcrum/descriptor_limit.hpp"
 #include "fulcrum/lb/backend.hpp"
 #include "fulcrum/net/listener.hpp"
 #include "fulcrum/reload_plan.hpp"
@@ -141,6 +142,7 @@ int Server::run() {
 }
 
 std::string Server::apply(std::shared_ptr<const Config> next) {
+    ensure_descriptor_limit(descriptors_needed(*next, worker_count(next->runtime)));
     const ReloadPlan plan = plan_reload(*config_, *next);
     for (const std::string& setting : plan.need_restart) {
         spdlog::warn("reload: {} changes take effect at the next start", setting);

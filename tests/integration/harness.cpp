@@ -353,10 +353,9 @@ ChildProcess::ChildProcess(std::vector<std::string> argv, Options options)
 
     std::optional<rlimit> open_files;
     if (options.max_open_files) {
-        rlimit current{};
-        ::getrlimit(RLIMIT_NOFILE, &current);
+        // Soft and hard: fulcrum raises a soft limit that the hard one allows.
         const rlim_t wanted = *options.max_open_files;
-        open_files = rlimit{wanted, std::max(wanted, current.rlim_max)};
+        open_files = rlimit{wanted, wanted};
     }
     const long max_fd = ::sysconf(_SC_OPEN_MAX);
 

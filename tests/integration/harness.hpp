@@ -82,7 +82,7 @@ int unattributed_sanitizer_reports();
 class ChildProcess {
 public:
     struct Options {
-        std::optional<rlim_t> max_open_files;  // RLIMIT_NOFILE for the child
+        std::optional<rlim_t> max_open_files;  // RLIMIT_NOFILE (soft and hard) for the child
         // A ThreadSanitizer suppressions file for this child instead of the run's (test
         // peers whose libraries TSan cannot follow).
         std::string tsan_suppressions;

@@ -225,3 +225,25 @@ TEST_CASE("--log-level on the command line wins over log.level on reload", "[lif
     CHECK(connect_named(service.listen).second == "a");
     CHECK(fulcrum.process().wait_for_output("access client=", 5s));
 }
+
+TEST_CASE("a descriptor limit below what the configuration may use is named in one warning",
+          "[lifecycle]") {
+    NamedEcho a("a");
+    const ServiceSpec service = service_to({a.port()});
+    SECTION("the defaults under 256 descriptors") {
+        Fulcrum fulcrum(config_for({service}), {service.listen}, {},
+                        {.max_open_files = 256, .tsan_suppressions = ""});
+        // 2 x 10,000 connections + 2 x 1,024 pipes + 1 listener per worker + 64.
+        const std::string needed = std::to_string(2 * 10000 + 2 * 1024 + default_workers() + 64);
+        CHECK(fulcrum.process().wait_for_output(
+            "descriptor limit 256 is below the " + needed + " that max_connections", 5s));
+        CHECK(count_of(fulcrum.process().output(), "descriptor limit") == 1);
+        CHECK(connect_named(service.listen).second == "a");  // it serves all the same
+    }
+    SECTION("a configuration that fits says nothing") {
+        Fulcrum fulcrum(config_for({service}, "max_connections = 100\nsplice_pipes = 16"),
+                        {service.listen}, {}, {.max_open_files = 512, .tsan_suppressions = ""});
+        CHECK(connect_named(service.listen).second == "a");
+        CHECK(fulcrum.process().output().find("descriptor limit") == std::string::npos);
+    }
+}
