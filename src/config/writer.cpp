@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <iterator>
 #include <string>
 #include <vector>
@@ -44,6 +45,22 @@ std::string toml_string(std::string_view text) {
     }
     out += '"';
     return out;
+}
+
+// Bytes as `key` (a TOML string) when they are text, else as `key`_hex.
+void bytes_line(std::string& out, std::string_view key, std::string_view bytes) {
+    const bool text = std::none_of(bytes.begin(), bytes.end(), [](char c) {
+        return c == 0 || static_cast<unsigned char>(c) >= 0x80;
+    });
+    if (text) {
+        fmt::format_to(std::back_inserter(out), "{} = {}\n", key, toml_string(bytes));
+        return;
+    }
+    fmt::format_to(std::back_inserter(out), "{}_hex = \"", key);
+    for (const char c : bytes) {
+        fmt::format_to(std::back_inserter(out), "{:02x}", static_cast<unsigned char>(c));
+    }
+    out += "\"\n";
 }
 
 std::string toml_string(Duration duration) {
@@ -117,14 +134,21 @@ std::string to_toml(const Config& config) {
         const HealthConfig& health = service.health;
         out += "\n[service.health]\n";
         line("enabled", fmt::format("{}", health.enabled));
-        line("path", toml_string(health.path));
+        line("type", toml_string(to_string(health.type)));
+        if (health.type == CheckType::http) {
+            line("path", toml_string(health.path));
+            line("expect_status", toml_string(fmt::format("{}-{}", health.expect_status_min,
+                                                          health.expect_status_max)));
+            if (!health.host.empty()) line("host", toml_string(health.host));
+        }
+        if (health.type == CheckType::send_expect) {
+            if (!health.send.empty()) bytes_line(out, "send", health.send);
+            if (!health.expect.empty()) bytes_line(out, "expect", health.expect);
+        }
         line("interval", toml_string(health.interval));
         line("timeout", toml_string(health.timeout));
         line("rise", std::to_string(health.rise));
         line("fall", std::to_string(health.fall));
-        line("expect_status",
-             toml_string(fmt::format("{}-{}", health.expect_status_min, health.expect_status_max)));
-        if (!health.host.empty()) line("host", toml_string(health.host));
         if (health.port != 0) line("port", std::to_string(health.port));
         line("all_unhealthy", toml_string(to_string(health.all_unhealthy)));
         line("send_proxy", fmt::format("{}", health.send_proxy));
