@@ -9,7 +9,7 @@ set -euo pipefail
 packages=(
     build-essential g++ meson ninja-build pkg-config cmake
     libuv1-dev libcpp-httplib-dev libtoml11-dev catch2 libspdlog-dev libcli11-dev
-    nlohmann-json3-dev libssl-dev clang-format python3 curl prometheus
+    nlohmann-json3-dev libssl-dev clang-format python3 curl prometheus redis-server
 )
 for option in "$@"; do
     case "$option" in
