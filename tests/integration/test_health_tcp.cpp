@@ -266,13 +266,17 @@ TEST_CASE("a backend that never answers fails with timeout and delays no other c
     CHECK(fulcrum.process().output().find("backend b4 is down") == std::string::npos);
 }
 
-TEST_CASE("a backend that answers the wrong bytes goes down with them, escaped", "[health]") {
+TEST_CASE("wrong bytes and resets take a backend out, with the bytes escaped", "[health]") {
     ScriptedServer wrong([](Socket s) {
         s.read_some();
         s.send_all("HTTP/1.1 400 Bad Request\r\n\r\n");
         s.read_until_closed();
     });
-    ServiceSpec service = service_to({wrong.port()});
+    ScriptedServer resets([](Socket s) {
+        s.read_some();
+        s.reset();
+    });
+    ServiceSpec service = service_to({wrong.port(), resets.port()});
     service.health =
         "type = \"send-expect\"\nsend = \"PING\\r\\n\"\nexpect = \"+PONG\"\n" + fast_checks;
     const std::uint16_t admin = free_port();
@@ -281,6 +285,7 @@ TEST_CASE("a backend that answers the wrong bytes goes down with them, escaped",
     const std::string reason = "unexpected reply: HTTP/1.1 400 Bad Request\\x0d\\x0a\\x0d\\x0a";
     REQUIRE(fulcrum.process().wait_for_output("backend b0 is down (was up): " + reason, 5s));
     CHECK(backend_status(admin, 0)["last_failure"]["detail"] == reason);
+    CHECK(fulcrum.process().wait_for_output("backend b1 is down (was up): reset", 5s));
 }
 
 TEST_CASE("send-expect starts with the PROXY header and checks health.port", "[health]") {
