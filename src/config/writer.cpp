@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <iterator>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -47,20 +48,18 @@ std::string toml_string(std::string_view text) {
     return out;
 }
 
-// Bytes as `key` (a TOML string) when they are text, else as `key`_hex.
-void bytes_line(std::string& out, std::string_view key, std::string_view bytes) {
+// The key and value for bytes: `key` and a TOML string when they are text, else `key`_hex
+// and their hex digits.
+std::pair<std::string, std::string> bytes_entry(std::string_view key, std::string_view bytes) {
     const bool text = std::none_of(bytes.begin(), bytes.end(), [](char c) {
         return c == 0 || static_cast<unsigned char>(c) >= 0x80;
     });
-    if (text) {
-        fmt::format_to(std::back_inserter(out), "{} = {}\n", key, toml_string(bytes));
-        return;
-    }
-    fmt::format_to(std::back_inserter(out), "{}_hex = \"", key);
+    if (text) return {std::string(key), toml_string(bytes)};
+    std::string hex;
     for (const char c : bytes) {
-        fmt::format_to(std::back_inserter(out), "{:02x}", static_cast<unsigned char>(c));
+        fmt::format_to(std::back_inserter(hex), "{:02x}", static_cast<unsigned char>(c));
     }
-    out += "\"\n";
+    return {fmt::format("{}_hex", key), toml_string(hex)};
 }
 
 std::string toml_string(Duration duration) {
@@ -142,8 +141,13 @@ std::string to_toml(const Config& config) {
             if (!health.host.empty()) line("host", toml_string(health.host));
         }
         if (health.type == CheckType::send_expect) {
-            if (!health.send.empty()) bytes_line(out, "send", health.send);
-            if (!health.expect.empty()) bytes_line(out, "expect", health.expect);
+            auto bytes_line = [&line](std::string_view key, std::string_view bytes) {
+                if (bytes.empty()) return;
+                const auto [entry_key, value] = bytes_entry(key, bytes);
+                line(entry_key, value);
+            };
+            bytes_line("send", health.send);
+            bytes_line("expect", health.expect);
         }
         line("interval", toml_string(health.interval));
         line("timeout", toml_string(health.timeout));
