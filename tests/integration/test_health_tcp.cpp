@@ -38,6 +38,12 @@ bool wait_for_count(Fulcrum& fulcrum, const std::string& needle, std::size_t tim
                       timeout, 20ms);
 }
 
+// fulcrum_backend_check_failures_total of `backend` of the service "svc" for `reason`.
+double failures(std::uint16_t admin, const std::string& backend, const std::string& reason) {
+    return scrape(admin).value("fulcrum_backend_check_failures_total",
+                               {{"service", "svc"}, {"backend", backend}, {"reason", reason}});
+}
+
 // A peer that plays `script` on each connection, then records how the check left: with a
 // FIN after everything the peer sent was read (clean), or otherwise (a reset, say).
 struct FakeServer {
@@ -204,6 +210,8 @@ TEST_CASE("tcp: an echo backend passes, a closed port goes down as refused", "[h
     const nlohmann::json& down = status["services"][0]["backends"][1];
     CHECK(down["health"] == "down");
     CHECK(down["last_failure"]["detail"] == "refused");
+    CHECK(failures(admin, "b1", "refused") >= 2);
+    CHECK(failures(admin, "b0", "refused") == 0);
     CHECK(fulcrum.process().output().find("backend b0 is down") == std::string::npos);
 }
 
@@ -286,6 +294,8 @@ TEST_CASE("wrong bytes and resets take a backend out, with the bytes escaped", "
     REQUIRE(fulcrum.process().wait_for_output("backend b0 is down (was up): " + reason, 5s));
     CHECK(backend_status(admin, 0)["last_failure"]["detail"] == reason);
     CHECK(fulcrum.process().wait_for_output("backend b1 is down (was up): reset", 5s));
+    CHECK(failures(admin, "b0", "response") >= 2);
+    CHECK(failures(admin, "b1", "reset") >= 2);
 }
 
 TEST_CASE("send-expect starts with the PROXY header and checks health.port", "[health]") {
@@ -340,9 +350,10 @@ TEST_CASE(
     }
     redis.stop();
     REQUIRE(wait_for_count(fulcrum, "backend b0 is down (was up): refused", 1, 5s));
-    CHECK(http_get(connect_to(admin), "/metrics")
-              .find("fulcrum_backend_healthy{service=\"svc\",backend=\"b0\"} 0") !=
-          std::string::npos);
+    CHECK(scrape(admin).value("fulcrum_backend_healthy", {{"service", "svc"}, {"backend", "b0"}}) ==
+          0);
+    CHECK(failures(admin, "b0", "timeout") >= 2);
+    CHECK(failures(admin, "b0", "refused") >= 2);
     redis.start();
     REQUIRE(wait_for_count(fulcrum, "backend b0 is up (was down)", 2, 5s));
     CHECK(backend_status(admin, 0)["last_failure"]["detail"] == "refused");
