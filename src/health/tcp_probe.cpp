@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "fulcrum/health/check_protocol.hpp"
 #include "fulcrum/proto/proxy_protocol.hpp"
@@ -46,8 +47,10 @@ ProbeResult failed_with(int status) {
 class TcpProbe {
 public:
     TcpProbe(const HealthConfig& health, const BackendConfig& backend, ProbeDone done)
-        : health_(health), backend_name_(backend.name), done_(std::move(done)) {
-        script_ = check_script(health);
+        : health_(health),
+          backend_name_(backend.name),
+          done_(std::move(done)),
+          script_(check_script(health)) {
         if (health.send_proxy && backend.send_proxy) {
             outgoing_ = encode_proxy_local(*backend.send_proxy);
         }
