@@ -21,9 +21,10 @@ for option in "$@"; do
         --bench) packages+=(haproxy nginx libnginx-mod-stream wrk socat) ;;
         --fuzz) packages+=(clang libclang-rt-dev) ;;
         --test)
-            # promtool; Chromium and Node.js for the status page's browser test (Debian's
-            # npm unless the nodejs in place brings its own).
-            packages+=(prometheus chromium nodejs)
+            # promtool; Redis and PostgreSQL servers for the health checks; Chromium and
+            # Node.js for the status page's browser test (Debian's npm unless the nodejs
+            # in place brings its own).
+            packages+=(prometheus redis-server postgresql chromium nodejs)
             command -v npm >/dev/null || packages+=(npm)
             browser_driver=true
             ;;

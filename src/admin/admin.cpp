@@ -64,8 +64,7 @@ double unix_seconds(std::chrono::system_clock::time_point at) {
     return std::chrono::duration<double>(at.time_since_epoch()).count();
 }
 
-json last_check_json(const Backend& backend) {
-    const std::optional<CheckRecord> check = backend.last_check();
+json check_json(const std::optional<CheckRecord>& check) {
     if (!check) return nullptr;
     const std::chrono::duration<double> age = std::chrono::system_clock::now() - check->at;
     return {{"result", check->passed ? "passed" : "failed"},
@@ -127,7 +126,8 @@ json backend_json(const PoolMember& member, const ServiceConfig& service) {
         {"admin_state", drained ? "drained" : "enabled"},
         {"eligible", backend.eligible()},
         {"active_connections", backend.active.load(std::memory_order_relaxed)},
-        {"last_check", last_check_json(backend)},
+        {"last_check", check_json(backend.last_check())},
+        {"last_failure", check_json(backend.last_failure())},
     };
     if (member.config.max_connections > 0) out["max_connections"] = member.config.max_connections;
     if (service.health.enabled) out["checks"] = check_history_json(backend.check_history);
@@ -154,6 +154,7 @@ json status_json(const AdminState& state) {
             {"strategy", to_string(service.config->strategy)},
             {"on_failure", to_string(service.config->on_failure)},
             {"health_checks", service.config->health.enabled},
+            {"health_check_type", to_string(service.config->health.type)},
             {"queue_length", service.queue->length()},
             {"backends", std::move(backends)},
         });

@@ -4,6 +4,7 @@
 #include <array>
 #include <cstdint>
 #include <cstdio>
+#include <initializer_list>
 #include <iterator>
 #include <limits>
 #include <map>
@@ -48,6 +49,15 @@ constexpr std::array<Choice<OnFailure>, 3> on_failure_choices{{
 constexpr std::array<Choice<AllUnhealthy>, 2> all_unhealthy_choices{{
     {"refuse", AllUnhealthy::refuse},
     {"fail-open", AllUnhealthy::fail_open},
+}};
+
+constexpr std::array<Choice<CheckType>, 6> check_type_choices{{
+    {"http", CheckType::http},
+    {"tcp", CheckType::tcp},
+    {"send-expect", CheckType::send_expect},
+    {"redis", CheckType::redis},
+    {"postgres", CheckType::postgres},
+    {"mysql", CheckType::mysql},
 }};
 
 constexpr std::array<Choice<std::optional<ProxyVersion>>, 3> send_proxy_choices{{
@@ -240,6 +250,28 @@ std::string to_http_path(const Value& value) {
     return path;
 }
 
+// Bytes written as hex digits, two per byte: "50494e470d0a".
+std::string to_hex_bytes(const Value& value) {
+    const std::string text = to_string_value(value);
+    auto digit = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+    };
+    const bool hex = text.size() % 2 == 0 &&
+                     std::all_of(text.begin(), text.end(), [&](char c) { return digit(c) >= 0; });
+    if (!hex) {
+        throw Invalid(fmt::format(
+            "\"{}\" is not hex; write two hex digits per byte, e.g. \"50494e470d0a\"", text));
+    }
+    std::string bytes;
+    for (std::size_t i = 0; i < text.size(); i += 2) {
+        bytes += static_cast<char>(digit(text[i]) * 16 + digit(text[i + 1]));
+    }
+    return bytes;
+}
+
 // A secret sent as "Authorization: Bearer <token>": visible ASCII, so that it fits an HTTP
 // header as written.
 std::string to_bearer_token(const Value& value) {
@@ -279,17 +311,49 @@ void read_runtime(Section& section, RuntimeConfig& runtime) {
     section.read("splice_pipes", runtime.splice_pipes, integer_at_least<std::size_t>(0));
 }
 
+// Bytes given either as a TOML string (`key`) or as hex (`key`_hex), not both.
+void read_bytes(Section& section, std::string_view key, std::string& out) {
+    const std::string hex_key = fmt::format("{}_hex", key);
+    const Outcome text = section.read(key, out, to_string_value);
+    const Outcome hex = section.read(hex_key, out, to_hex_bytes);
+    if (text != Outcome::absent && hex != Outcome::absent) {
+        section.error(hex_key, fmt::format("set either {} or {}, not both", key, hex_key));
+    }
+}
+
 void read_health(Section& section, HealthConfig& health) {
     section.read("enabled", health.enabled, to_bool);
-    section.read("path", health.path, to_http_path);
+    const Outcome type = section.read("type", health.type, one_of(check_type_choices));
+    // Keys of one check type: under another type they are errors, not silently ignored
+    // (but under a type that is itself wrong, only that is reported).
+    auto applies = [&](CheckType owner, std::initializer_list<std::string_view> keys) {
+        if (health.type == owner && type != Outcome::invalid) return true;
+        for (const std::string_view key : keys) {
+            if (section.find(key) == nullptr || type == Outcome::invalid) continue;
+            section.error(key, fmt::format("applies only to type = \"{}\" (type is \"{}\")",
+                                           to_string(owner), to_string(health.type)));
+        }
+        return false;
+    };
+    if (applies(CheckType::http, {"path", "expect_status", "host"})) {
+        section.read("path", health.path, to_http_path);
+        std::pair<int, int> expect{health.expect_status_min, health.expect_status_max};
+        section.read("expect_status", expect, to_status_range);
+        std::tie(health.expect_status_min, health.expect_status_max) = expect;
+        section.read("host", health.host, to_name);
+    }
+    if (applies(CheckType::send_expect, {"send", "send_hex", "expect", "expect_hex"})) {
+        read_bytes(section, "send", health.send);
+        read_bytes(section, "expect", health.expect);
+        if (health.expect.size() > max_expect_bytes) {
+            section.error(section.find("expect") != nullptr ? "expect" : "expect_hex",
+                          fmt::format("must be at most {} bytes", max_expect_bytes));
+        }
+    }
     const Outcome interval = section.read("interval", health.interval, to_positive_duration);
     const Outcome timeout = section.read("timeout", health.timeout, to_positive_duration);
     section.read("rise", health.rise, integer_at_least<int>(1));
     section.read("fall", health.fall, integer_at_least<int>(1));
-    std::pair<int, int> expect{health.expect_status_min, health.expect_status_max};
-    section.read("expect_status", expect, to_status_range);
-    std::tie(health.expect_status_min, health.expect_status_max) = expect;
-    section.read("host", health.host, to_name);
     section.read("port", health.port, integer_in_range<int>(1, 65535));
     section.read("all_unhealthy", health.all_unhealthy, one_of(all_unhealthy_choices));
     section.read("send_proxy", health.send_proxy, to_bool);
@@ -391,6 +455,9 @@ std::string_view to_string(OnFailure v) {
 }
 std::string_view to_string(AllUnhealthy v) {
     return name_of(all_unhealthy_choices, v);
+}
+std::string_view to_string(CheckType v) {
+    return name_of(check_type_choices, v);
 }
 std::string_view to_string(StrategyKind v) {
     return name_of(strategy_choices, v);

@@ -1,5 +1,7 @@
+#include <algorithm>
 #include <iterator>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -44,6 +46,20 @@ std::string toml_string(std::string_view text) {
     }
     out += '"';
     return out;
+}
+
+// The key and value for bytes: `key` and a TOML string when they are text, else `key`_hex
+// and their hex digits.
+std::pair<std::string, std::string> bytes_entry(std::string_view key, std::string_view bytes) {
+    const bool text = std::none_of(bytes.begin(), bytes.end(), [](char c) {
+        return c == 0 || static_cast<unsigned char>(c) >= 0x80;
+    });
+    if (text) return {std::string(key), toml_string(bytes)};
+    std::string hex;
+    for (const char c : bytes) {
+        fmt::format_to(std::back_inserter(hex), "{:02x}", static_cast<unsigned char>(c));
+    }
+    return {fmt::format("{}_hex", key), toml_string(hex)};
 }
 
 std::string toml_string(Duration duration) {
@@ -117,14 +133,26 @@ std::string to_toml(const Config& config) {
         const HealthConfig& health = service.health;
         out += "\n[service.health]\n";
         line("enabled", fmt::format("{}", health.enabled));
-        line("path", toml_string(health.path));
+        line("type", toml_string(to_string(health.type)));
+        if (health.type == CheckType::http) {
+            line("path", toml_string(health.path));
+            line("expect_status", toml_string(fmt::format("{}-{}", health.expect_status_min,
+                                                          health.expect_status_max)));
+            if (!health.host.empty()) line("host", toml_string(health.host));
+        }
+        if (health.type == CheckType::send_expect) {
+            auto bytes_line = [&line](std::string_view key, std::string_view bytes) {
+                if (bytes.empty()) return;
+                const auto [entry_key, value] = bytes_entry(key, bytes);
+                line(entry_key, value);
+            };
+            bytes_line("send", health.send);
+            bytes_line("expect", health.expect);
+        }
         line("interval", toml_string(health.interval));
         line("timeout", toml_string(health.timeout));
         line("rise", std::to_string(health.rise));
         line("fall", std::to_string(health.fall));
-        line("expect_status",
-             toml_string(fmt::format("{}-{}", health.expect_status_min, health.expect_status_max)));
-        if (!health.host.empty()) line("host", toml_string(health.host));
         if (health.port != 0) line("port", std::to_string(health.port));
         line("all_unhealthy", toml_string(to_string(health.all_unhealthy)));
         line("send_proxy", fmt::format("{}", health.send_proxy));

@@ -7,6 +7,8 @@
 #include <chrono>
 #include <stdexcept>
 
+#include "fulcrum/health/tcp_probe.hpp"
+
 namespace fulcrum {
 
 HealthTracker::Change HealthTracker::record(bool success) {
@@ -60,8 +62,9 @@ struct HealthChecker::Target {
     bool probing = false;
     std::atomic<bool> retired{false};  // read by the pool thread: a queued probe is skipped
     bool timer_closed = false;
-    ProbeResult result;                           // written by the pool thread, read in after_probe
-    std::chrono::microseconds probe_duration{0};  // likewise
+    // Written by the pool thread (HTTP) or the loop (other types), read in after_probe.
+    ProbeResult result;
+    std::chrono::microseconds probe_duration{0};
 };
 
 HealthChecker::HealthChecker(uv_loop_t* loop) : loop_(loop), pool_(loop) {}
@@ -110,9 +113,13 @@ void HealthChecker::configure(const std::vector<ServiceState>& services) {
         uv_close(reinterpret_cast<uv_handle_t*>(&target->timer), on_timer_closed);
         retired_.push_back(std::move(target));
     }
-    // A thread per checked backend: probes never wait for each other's timeouts.
+    // A thread per backend with an HTTP check: probes never wait for each other's timeouts.
+    const auto http_targets =
+        static_cast<std::size_t>(std::count_if(targets_.begin(), targets_.end(), [](const auto& t) {
+            return t->group->service->health.type == CheckType::http;
+        }));
     pool_.resize(
-        targets_.empty() ? 0 : std::clamp(targets_.size(), min_probe_threads, max_probe_threads));
+        http_targets == 0 ? 0 : std::clamp(http_targets, min_probe_threads, max_probe_threads));
 }
 
 void HealthChecker::stop() {
@@ -135,8 +142,22 @@ void HealthChecker::on_timer(uv_timer_t* timer) {
     auto* target = static_cast<Target*>(timer->data);
     if (target->probing) return;  // the previous probe is still within its timeout
     target->probing = true;
-    target->owner->pool_.submit([target] { run_probe(*target); },
-                                [target](bool ran) { target->owner->after_probe(*target, ran); });
+    HealthChecker* owner = target->owner;
+    const HealthConfig& health = target->group->service->health;
+    if (health.type == CheckType::http) {
+        owner->pool_.submit([target] { run_probe(*target); },
+                            [target](bool ran) { target->owner->after_probe(*target, ran); });
+        return;
+    }
+    // The other types never block: they run on this loop.
+    const auto start = std::chrono::steady_clock::now();
+    start_tcp_probe(
+        owner->loop_, health, target->config, [target, start](const ProbeResult& result) {
+            target->result = result;
+            target->probe_duration = std::chrono::duration_cast<std::chrono::microseconds>(
+                std::chrono::steady_clock::now() - start);
+            target->owner->after_probe(*target, true);
+        });
 }
 
 void HealthChecker::run_probe(Target& target) {

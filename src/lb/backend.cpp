@@ -40,12 +40,18 @@ bool Backend::record_connect_failure(std::int64_t now_ms, const PassiveConfig& p
 
 void Backend::record_check(CheckRecord check) {
     std::lock_guard lock(check_mutex_);
+    if (!check.passed) last_failure_ = check;
     last_check_ = std::move(check);
 }
 
 std::optional<CheckRecord> Backend::last_check() const {
     std::lock_guard lock(check_mutex_);
     return last_check_;
+}
+
+std::optional<CheckRecord> Backend::last_failure() const {
+    std::lock_guard lock(check_mutex_);
+    return last_failure_;
 }
 
 double slow_start_factor(Duration slow_start, std::int64_t up_since_ms, std::int64_t now_ms) {

@@ -728,6 +728,32 @@ address = "127.0.0.1:1"
 [[service.backend]]
 address = "127.0.0.1:2"
 send_proxy = "off"
+[[service]]
+name = "text"
+listen = "127.0.0.1:0"
+[service.health]
+type = "send-expect"
+send = "PING\r\n\u0001"
+expect = "+PONG"
+[[service.backend]]
+address = "127.0.0.1:1"
+[[service]]
+name = "binary"
+listen = "127.0.0.1:0"
+[service.health]
+type = "send-expect"
+send_hex = "00ff0d0a"
+expect_hex = "4e"
+[[service.backend]]
+address = "127.0.0.1:1"
+[[service]]
+name = "redis"
+listen = "127.0.0.1:0"
+[service.health]
+type = "redis"
+port = 6380
+[[service.backend]]
+address = "127.0.0.1:1"
 )")};
     for (const auto& file : example_files()) configs.push_back(load_config_file(file.string()));
 
@@ -743,7 +769,8 @@ TEST_CASE("to_toml shows every value", "[config][to_toml]") {
     CHECK_THAT(text, Contains("workers = \"auto\"\n"));
     CHECK_THAT(text, Contains("shutdown_timeout = \"30s\"\nsplice_pipes = 1024\n"));
     CHECK_THAT(text, Contains("idle_timeout = \"5m\"\n"));
-    CHECK_THAT(text, Contains("[service.health]\nenabled = true\npath = \"/health\"\n"));
+    CHECK_THAT(text, Contains("[service.health]\nenabled = true\ntype = \"http\"\npath = "
+                              "\"/health\"\n"));
     CHECK_THAT(text, Contains("name = \"127.0.0.1:3001\"\naddress = \"127.0.0.1:3001\"\n"));
     CHECK_THAT(text, !Contains("listen = \"127.0.0.1:9090\""));
 }
@@ -971,4 +998,100 @@ TEST_CASE("an unknown key far longer than any valid key lists the valid keys",
           "t.toml:6:" + std::to_string(key.size() + 4) + ": service[0].backend[0]." + key +
               ": unknown key; valid keys here: address, backup, max_connections, name, "
               "send_proxy, weight");
+}
+
+namespace {
+
+// `minimal` with these lines in its [service.health] table, from line 4 on.
+std::string with_health(std::string_view lines) {
+    return fmt::format(R"([[service]]
+name = "web"
+listen = "127.0.0.1:8080"
+[service.health]
+{}
+[[service.backend]]
+address = "127.0.0.1:3001"
+)",
+                       lines);
+}
+
+}  // namespace
+
+TEST_CASE("health check types and their keys", "[config]") {
+    CHECK(load(minimal).services[0].health.type == CheckType::http);
+    for (const auto& [name, type] : {std::pair{"http", CheckType::http},
+                                     {"tcp", CheckType::tcp},
+                                     {"send-expect", CheckType::send_expect},
+                                     {"redis", CheckType::redis},
+                                     {"postgres", CheckType::postgres},
+                                     {"mysql", CheckType::mysql}}) {
+        INFO(name);
+        CHECK(load(with_health(fmt::format("type = \"{}\"", name))).services[0].health.type ==
+              type);
+        CHECK(to_string(type) == name);
+    }
+    const HealthConfig text =
+        load(with_health("type = \"send-expect\"\nsend = \"PING\\r\\n\"\nexpect = \"+PONG\""))
+            .services[0]
+            .health;
+    CHECK(text.send == "PING\r\n");
+    CHECK(text.expect == "+PONG");
+    const HealthConfig hex =
+        load(with_health("type = \"send-expect\"\nsend_hex = \"50494E470d0a\"\nexpect_hex = \"\""))
+            .services[0]
+            .health;
+    CHECK(hex.send == "PING\r\n");
+    CHECK(hex.expect.empty());
+    // Every other key keeps its meaning for every type.
+    const HealthConfig redis = load(with_health("type = \"redis\"\nport = 6380\ninterval = "
+                                                "\"5s\"\ntimeout = \"2s\"\nrise = 1\nfall = 1"))
+                                   .services[0]
+                                   .health;
+    CHECK(redis.port == 6380);
+    CHECK(redis.timeout == 2s);
+}
+
+TEST_CASE("health keys of another check type are errors", "[config][errors]") {
+    CHECK(error_of(with_health("send = \"PING\\r\\n\"")) ==
+          "t.toml:5:8: service[0].health.send: applies only to type = \"send-expect\" (type is "
+          "\"http\")");
+    CHECK(errors_of(with_health("type = \"tcp\"\npath = \"/x\"\nexpect_status = \"200\"\nhost = "
+                                "\"h\"\nexpect_hex = \"00\"")) ==
+          Errors{
+              "t.toml:6:8: service[0].health.path: applies only to type = \"http\" (type is "
+              "\"tcp\")",
+              "t.toml:7:17: service[0].health.expect_status: applies only to type = \"http\" "
+              "(type is \"tcp\")",
+              "t.toml:8:8: service[0].health.host: applies only to type = \"http\" (type is "
+              "\"tcp\")",
+              "t.toml:9:14: service[0].health.expect_hex: applies only to type = "
+              "\"send-expect\" (type is \"tcp\")",
+          });
+    CHECK(error_of(with_health("type = \"redis\"\nsend = \"PING\\r\\n\"")) ==
+          "t.toml:6:8: service[0].health.send: applies only to type = \"send-expect\" (type is "
+          "\"redis\")");
+    // With a wrong type only the type is reported.
+    CHECK(error_of(with_health("type = \"smtp\"\nsend = \"HELO\\r\\n\"")) ==
+          "t.toml:5:8: service[0].health.type: unknown value \"smtp\"; valid values: \"http\", "
+          "\"tcp\", \"send-expect\", \"redis\", \"postgres\", \"mysql\"");
+}
+
+TEST_CASE("send-expect bytes: hex, one spelling each, a bounded expect", "[config][errors]") {
+    CHECK(error_of(with_health("type = \"send-expect\"\nsend_hex = \"50494g\"")) ==
+          "t.toml:6:12: service[0].health.send_hex: \"50494g\" is not hex; write two hex digits "
+          "per byte, e.g. \"50494e470d0a\"");
+    CHECK(error_of(with_health("type = \"send-expect\"\nexpect_hex = \"504\"")) ==
+          "t.toml:6:14: service[0].health.expect_hex: \"504\" is not hex; write two hex digits "
+          "per byte, e.g. \"50494e470d0a\"");
+    CHECK(error_of(with_health("type = \"send-expect\"\nsend = \"a\"\nsend_hex = \"61\"")) ==
+          "t.toml:7:12: service[0].health.send_hex: set either send or send_hex, not both");
+    CHECK(error_of(with_health("type = \"send-expect\"\nsend_hex = 12")) ==
+          "t.toml:6:12: service[0].health.send_hex: expected a string, got an integer");
+    CHECK(error_of(with_health(fmt::format("type = \"send-expect\"\nexpect = \"{}\"",
+                                           std::string(max_expect_bytes + 1, 'x')))) ==
+          "t.toml:6:10: service[0].health.expect: must be at most 1024 bytes");
+    CHECK(load(with_health(fmt::format("type = \"send-expect\"\nexpect = \"{}\"",
+                                       std::string(max_expect_bytes, 'x'))))
+              .services[0]
+              .health.expect.size() == max_expect_bytes);
 }

@@ -59,8 +59,16 @@ enum class AllUnhealthy {
 };
 std::string_view to_string(AllUnhealthy v);
 
+// What an active check speaks: HTTP on the probe threads, the rest on the main loop.
+enum class CheckType { http, tcp, send_expect, redis, postgres, mysql };
+std::string_view to_string(CheckType v);
+
+// The longest send-expect `expect`: a check reads a few KiB of a reply at most.
+inline constexpr std::size_t max_expect_bytes = 1024;
+
 struct HealthConfig {
     bool enabled = true;
+    CheckType type = CheckType::http;
     std::string path = "/health";
     Duration interval = std::chrono::seconds(2);
     Duration timeout = std::chrono::seconds(1);
@@ -74,6 +82,10 @@ struct HealthConfig {
     // Probes start with a PROXY header (v1 UNKNOWN, v2 LOCAL) to backends with send_proxy
     // set, for backends that require one on every connection.
     bool send_proxy = false;
+    // send-expect: bytes written once connected, and what the reply must start with;
+    // either may be empty (nothing sent; any reply, or none, passes).
+    std::string send;
+    std::string expect;  // at most max_expect_bytes
 
     bool operator==(const HealthConfig&) const = default;
 };

@@ -1,8 +1,9 @@
 #pragma once
-// Active health checks: HTTP GET probes on a probe pool with a thread per checked
-// backend, scheduled by timers on the main loop, results applied on the main loop. A probe
-// never runs on a worker loop and ends at its timeout, so a hanging backend can only cost
-// its own probe's timeout.
+// Active health checks, scheduled by timers on the main loop, results applied on the main
+// loop: HTTP GET probes on a probe pool with a thread per backend checked over HTTP, the
+// other types (tcp_probe.hpp) on the main loop itself, without blocking. A probe never
+// runs on a worker loop and ends at its timeout, so a hanging backend can only cost its
+// own probe's timeout.
 
 #include <uv.h>
 
@@ -52,8 +53,8 @@ public:
 
     // Checks every backend of these services that have health checks enabled, replacing
     // what was checked before. A backend kept from before keeps its health state. Probes
-    // are spread over each service's interval. The probe pool gets a thread per checked
-    // backend (bounded; none without any).
+    // are spread over each service's interval. The probe pool gets a thread per backend
+    // checked over HTTP (bounded; none without any).
     void configure(const std::vector<ServiceState>& services);
     // Stops probing; probes in flight finish within their timeout and their results are
     // dropped. The loop ends once they have.

@@ -8,16 +8,9 @@
 #include <string>
 
 #include "fulcrum/config/config.hpp"
-#include "fulcrum/stats/check_history.hpp"
+#include "fulcrum/health/probe_result.hpp"
 
 namespace fulcrum {
-
-// What one probe saw.
-struct ProbeResult {
-    bool success = false;
-    std::string detail;  // "status 200", "connection refused", "timeout", ...
-    CheckFailure failure = CheckFailure::error;  // why, when it failed
-};
 
 // The most a probe reads of a response: its status line and headers.
 inline constexpr std::size_t max_response_head = 16 * 1024;

@@ -106,12 +106,15 @@ struct Backend {
     // fine here: neither side is on the data path.
     void record_check(CheckRecord check);
     std::optional<CheckRecord> last_check() const;
+    // The latest probe that failed, which a later pass does not hide.
+    std::optional<CheckRecord> last_failure() const;
 
 private:
     std::atomic<std::int64_t> window_start_ms_{0};
     std::atomic<int> window_failures_{0};
     mutable std::mutex check_mutex_;
     std::optional<CheckRecord> last_check_;
+    std::optional<CheckRecord> last_failure_;
 };
 
 // A backend as one pool snapshot has it.
