@@ -2,14 +2,15 @@
 # Installs the Debian/Ubuntu packages fulcrum needs, only those that are missing.
 #   tests/install-deps.sh          build, run and test
 #   tests/install-deps.sh --bench  also the benchmark's peers and load tools (the
-#                                  integration tests use HAProxy and nginx too)
+#                                  integration tests use HAProxy and nginx, with its
+#                                  stream module, too)
 #   tests/install-deps.sh --fuzz   also clang and its libFuzzer runtime (tests/fuzz.sh)
 set -euo pipefail
 
 packages=(
     build-essential g++ meson ninja-build pkg-config cmake
     libuv1-dev libcpp-httplib-dev libtoml11-dev catch2 libspdlog-dev libcli11-dev
-    nlohmann-json3-dev libssl-dev clang-format python3 curl
+    nlohmann-json3-dev libssl-dev clang-format python3 curl openssl
 )
 for option in "$@"; do
     case "$option" in
