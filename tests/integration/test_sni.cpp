@@ -406,6 +406,7 @@ TEST_CASE("SIGHUP changes the services of a shared address without closing its l
     before.send_all(no_name);
     for (char c = 0; (c = before.read_exact(1)[0]) != '\n';) {
     }
+    CHECK(before.read_exact(no_name.size()) == no_name);  // the hello, echoed
 
     // apps added, rest removed, api's names changed.
     reload(fulcrum,
