@@ -38,6 +38,7 @@ Session::Session(WorkerContext& worker, Listener& listener,
                  std::shared_ptr<const ServiceState> service)
     : listener_(listener),
       service_(std::move(service)),
+      by_server_name_(service_ == nullptr),
       upstream_(&client_, &backend_),
       downstream_(&backend_, &client_),
       pump_(*this) {
@@ -78,8 +79,7 @@ void Session::start(int client_fd, const SocketAddress& peer) {
         return;
     }
     if (service_) enter_service();
-    // The address's own settings: the service may not be known yet.
-    const ServiceConfig& settings = listener_.routes().address_settings();
+    const ServiceConfig& settings = address_settings();
     if (settings.accept_proxy) {
         const auto& trusted = settings.proxy_trusted;
         if (!trusted.empty() && std::none_of(trusted.begin(), trusted.end(), [this](const Cidr& c) {
@@ -89,7 +89,7 @@ void Session::start(int client_fd, const SocketAddress& peer) {
             return;
         }
         start_preread(proxy_header_parser, settings.proxy_timeout);
-    } else if (!service_) {
+    } else if (by_server_name_) {
         start_preread(client_hello_reader, settings.preread_timeout);
     } else {
         admit();
@@ -113,6 +113,10 @@ void Session::start_preread(const PrereadParser& parser, Duration timeout) {
     }
     // Cannot fail: the timer is initialised and has a callback.
     uv_timer_start(&timer_, on_timer, static_cast<std::uint64_t>(timeout.count()), 0);
+}
+
+const ServiceConfig& Session::address_settings() const {
+    return service_ ? config() : listener_.routes().address_settings();
 }
 
 bool Session::reading_client_hello() const {
@@ -146,13 +150,11 @@ void Session::preread_bytes(std::string_view bytes) {
     // What is left are the client's first bytes: they go to the backend first (all of
     // them after a ClientHello, which consumes nothing).
     std::string rest = preread_->take_rest();
-    if (findings.proxy && !service_) {
+    if (findings.proxy && by_server_name_) {
         // The ClientHello follows the PROXY header; some of it may have come with it.
         preread_ = std::make_unique<Preread>(client_hello_reader);
         uv_timer_start(&timer_, on_timer,
-                       static_cast<std::uint64_t>(
-                           listener_.routes().address_settings().preread_timeout.count()),
-                       0);
+                       static_cast<std::uint64_t>(address_settings().preread_timeout.count()), 0);
         preread_bytes(rest);
         return;
     }
@@ -718,12 +720,12 @@ void Session::on_timer(uv_timer_t* timer) {
     Session* s = of(timer);
     switch (s->state_) {
         case State::prereading: {
-            const ServiceConfig& settings = s->listener_.routes().address_settings();
+            const ServiceConfig& settings = s->address_settings();
             const bool hello = s->reading_client_hello();
             s->reject_preread(
                 PrereadFailure::timeout,
                 fmt::format(
-                    "none complete within {} ({})", hello ? "preread_timeout" : "proxy_timeout",
+                    "none within {} ({})", hello ? "preread_timeout" : "proxy_timeout",
                     format_duration(hello ? settings.preread_timeout : settings.proxy_timeout)));
             return;
         }
@@ -819,13 +821,12 @@ void Session::destroy() {
         traffic_of(*member_).session_duration.observe(std::chrono::milliseconds(now - started_ms_));
     }
     if (worker().access_log()) {
-        const ServiceConfig& settings = listener_.routes().address_settings();
         spdlog::info(
             "access client={}{} service={}{} backend={} bytes_in={} bytes_out={} "
             "duration_ms={} end={}{}",
-            client_text(), settings.accept_proxy ? " via=" + peer_text() : "",
+            client_text(), address_settings().accept_proxy ? " via=" + peer_text() : "",
             service_ ? config().name : "-",
-            listener_.routes().router ? " sni=" + (server_name_.empty() ? "-" : server_name_) : "",
+            by_server_name_ ? " sni=" + (server_name_.empty() ? "-" : server_name_) : "",
             member_ != nullptr ? member_->config.name : "-", upstream_.bytes, downstream_.bytes,
             now - started_ms_, to_string(end_),
             tried_.size() > 1 ? " attempts=" + attempts_text(",", false) : "");

@@ -165,6 +165,9 @@ private:
     std::string peer_text() const;
     // The session's service: set from the start, or once routed by server name.
     const ServiceConfig& config() const { return *service_->config; }
+    // What the pre-read phases read (accept_proxy, proxy_*, preread_timeout,
+    // sni_require_tls): the service's, or, before one is chosen, the listen address's.
+    const ServiceConfig& address_settings() const;
     // This worker's slot of the service's and of the backend's counters.
     ServiceTraffic& service_traffic() { return (*service_->counters)[worker().id()]; }
     BackendTraffic& traffic_of(const PoolMember& member) {
@@ -173,6 +176,7 @@ private:
 
     Listener& listener_;
     std::shared_ptr<const ServiceState> service_;  // as of accept, or of routing; then fixed
+    const bool by_server_name_;                    // accepted without a service: routed by SNI
     State state_ = State::connecting;
     uv_tcp_t client_{};
     uv_tcp_t backend_{};
