@@ -160,8 +160,18 @@ std::string Server::apply(std::shared_ptr<const Config> next) {
                 // With port 0 the first worker's port is shared by the others.
                 address = opened.back().bound;
             }
-            spdlog::info("service {} listening on {} ({} backends, {})", service->name,
-                         address.numeric(), service->backends.size(), to_string(service->strategy));
+            if (service->server_names.empty()) {
+                spdlog::info("service {} listening on {} ({} backends, {})", service->name,
+                             address.numeric(), service->backends.size(),
+                             to_string(service->strategy));
+                continue;
+            }
+            std::vector<std::string> names;  // the services of the address, by server name
+            for (const ServiceConfig& s : next->services) {
+                if (listener_key(s) == key) names.push_back(s.name);
+            }
+            spdlog::info("listening on {} for services {}, chosen by server name",
+                         address.numeric(), fmt::join(names, ", "));
         }
     } catch (...) {
         for (const auto& entry : sockets) {
