@@ -22,8 +22,9 @@ const BackendConfig* find_backend(const ServiceConfig& service, const std::strin
     return nullptr;
 }
 
-bool same_listener(const ServiceConfig& a, const ServiceConfig& b) {
-    return a.listen.text == b.listen.text && a.listen.numeric() == b.listen.numeric();
+bool serves(const Config& config, const std::string& key) {
+    return std::any_of(config.services.begin(), config.services.end(),
+                       [&](const ServiceConfig& s) { return listener_key(s) == key; });
 }
 
 // What a reload changes in one service's backends, e.g. "+b2 -b0 ~b1".
@@ -45,37 +46,38 @@ std::string backend_changes(const ServiceConfig& before, const ServiceConfig& af
 
 }  // namespace
 
+std::string listener_key(const ServiceConfig& service) {
+    const std::string address = service.listen.numeric();
+    return service.listen.port() == 0 ? address + " " + service.name : address;
+}
+
 ReloadPlan plan_reload(const Config& before, const Config& after) {
     ReloadPlan plan;
     std::vector<std::string> summary;
     for (const ServiceConfig& service : after.services) {
-        const ServiceConfig* old = find_service(before, service.name);
-        if (old != nullptr && same_listener(*old, service)) {
-            if (!(*old == service)) {
-                plan.changed.push_back(service.name);
-                const std::string backends = backend_changes(*old, service);
-                summary.push_back(fmt::format("service {} changed{}{}", service.name,
-                                              backends.empty() ? "" : ": backends ", backends));
-            }
-            continue;
+        const std::string key = listener_key(service);
+        if (!serves(before, key) && std::ranges::find(plan.bind, key) == plan.bind.end()) {
+            plan.bind.push_back(key);
         }
-        // Our own listener on the same address (a service renamed or moved onto it) keeps
-        // serving until the new one is up: SO_REUSEPORT lets the two overlap.
-        const bool ours = std::any_of(
-            before.services.begin(), before.services.end(),
-            [&](const ServiceConfig& s) { return s.listen.numeric() == service.listen.numeric(); });
-        plan.bind.push_back({service.name, !ours});
-        if (old != nullptr) {
-            plan.retire.push_back(service.name);
+        const ServiceConfig* old = find_service(before, service.name);
+        if (old == nullptr) {
+            summary.push_back(fmt::format("service {} added", service.name));
+        } else if (listener_key(*old) != key) {
             summary.push_back(
                 fmt::format("service {} moved to {}", service.name, service.listen.text));
-        } else {
-            summary.push_back(fmt::format("service {} added", service.name));
+        } else if (!(*old == service)) {
+            plan.changed.push_back(service.name);
+            const std::string backends = backend_changes(*old, service);
+            summary.push_back(fmt::format("service {} changed{}{}", service.name,
+                                          backends.empty() ? "" : ": backends ", backends));
         }
     }
     for (const ServiceConfig& service : before.services) {
+        const std::string key = listener_key(service);
+        if (!serves(after, key) && std::ranges::find(plan.retire, key) == plan.retire.end()) {
+            plan.retire.push_back(key);
+        }
         if (find_service(after, service.name) == nullptr) {
-            plan.retire.push_back(service.name);
             summary.push_back(fmt::format("service {} removed", service.name));
         }
     }

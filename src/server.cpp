@@ -11,6 +11,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <set>
 #include <stdexcept>
 #include <thread>
 #include <utility>
@@ -148,22 +149,31 @@ std::string Server::apply(std::shared_ptr<const Config> next) {
         spdlog::warn("reload: {} changes take effect at the next start", setting);
     }
     // Sockets first: a listener that cannot bind rejects the whole change.
-    std::map<std::string, std::vector<ListeningSocket>> sockets;  // by service, one per worker
+    std::map<std::string, std::vector<ListeningSocket>> sockets;  // by key, one per worker
     try {
-        for (const ReloadPlan::Bind& bind : plan.bind) {
+        for (const std::string& key : plan.bind) {
             const auto service =
                 std::find_if(next->services.begin(), next->services.end(),
-                             [&](const ServiceConfig& s) { return s.name == bind.service; });
+                             [&](const ServiceConfig& s) { return listener_key(s) == key; });
             Address address = service->listen;
-            auto& opened = sockets[bind.service];
+            auto& opened = sockets[key];
             for (std::size_t i = 0; i < workers_.size(); ++i) {
-                opened.push_back(
-                    open_listening_socket(address, bind.service, bind.exclusive && i == 0));
+                opened.push_back(open_listening_socket(address, service->name, i == 0));
                 // With port 0 the first worker's port is shared by the others.
                 address = opened.back().bound;
             }
-            spdlog::info("service {} listening on {} ({} backends, {})", service->name,
-                         address.numeric(), service->backends.size(), to_string(service->strategy));
+            if (service->server_names.empty()) {
+                spdlog::info("service {} listening on {} ({} backends, {})", service->name,
+                             address.numeric(), service->backends.size(),
+                             to_string(service->strategy));
+                continue;
+            }
+            std::vector<std::string> names;  // the services of the address, by server name
+            for (const ServiceConfig& s : next->services) {
+                if (listener_key(s) == key) names.push_back(s.name);
+            }
+            spdlog::info("listening on {} for services {}, chosen by server name",
+                         address.numeric(), fmt::join(names, ", "));
         }
     } catch (...) {
         for (const auto& entry : sockets) {
@@ -211,26 +221,41 @@ std::string Server::apply(std::shared_ptr<const Config> next) {
         }
     }
 
+    // Counters of the addresses still served carry over; those of the others go.
+    std::map<std::string, std::shared_ptr<ListenCounters>> listen_counters;
+    for (const ServiceConfig& service : next->services) {
+        const std::string key = listener_key(service);
+        const auto old = listen_counters_.find(key);
+        listen_counters.try_emplace(key, old != listen_counters_.end()
+                                             ? old->second
+                                             : std::make_shared<ListenCounters>(workers_.size()));
+    }
+    listen_counters_ = std::move(listen_counters);
+
     for (std::size_t i = 0; i < workers_.size(); ++i) {
-        std::vector<std::pair<std::shared_ptr<const ServiceState>, std::optional<ListeningSocket>>>
-            work;
-        for (const ServiceState& state : states) {
-            const auto opened = sockets.find(state.config->name);
+        struct Work {
+            std::string key;
+            std::shared_ptr<const ListenRoutes> routes;
+            std::optional<ListeningSocket> socket;  // set for a new listener
+        };
+        std::vector<Work> work;
+        for (auto& [key, routes] : listen_routes(*next, states)) {
+            const auto opened = sockets.find(key);
             std::optional<ListeningSocket> socket;
             if (opened != sockets.end()) socket = opened->second[i];
-            work.emplace_back(std::make_shared<const ServiceState>(state), socket);
+            work.push_back({key, std::move(routes), socket});
         }
         Worker* worker = workers_[i].get();
         worker->post([worker, next, retire = plan.retire, work = std::move(work)] {
             worker->set_config(next);
-            for (const std::string& name : retire) worker->retire_service(name);
-            for (const auto& [state, socket] : work) {
-                if (!socket) {
-                    worker->update_service(state);
+            for (const std::string& key : retire) worker->retire_listener(key);
+            for (const Work& item : work) {
+                if (!item.socket) {
+                    worker->update_listener(item.key, item.routes);
                     continue;
                 }
                 try {
-                    worker->listen(state, *socket);
+                    worker->listen(item.key, item.routes, *item.socket);
                 } catch (const std::exception& e) {
                     spdlog::error("{}", e.what());
                 }
@@ -240,7 +265,7 @@ std::string Server::apply(std::shared_ptr<const Config> next) {
 
     services_ = std::move(next_services);
     health_->configure(states);
-    admin_state_.publish(next, std::move(states));
+    admin_state_.publish(next, std::move(states), listen_samples(*next));
     config_ = std::move(next);
     const bool ramps = std::any_of(config_->services.begin(), config_->services.end(),
                                    [](const ServiceConfig& s) { return s.slow_start.count() > 0; });
@@ -287,18 +312,52 @@ void Server::refresh_weights() {
     publish(states);
 }
 
+std::vector<std::pair<std::string, std::shared_ptr<const ListenRoutes>>> Server::listen_routes(
+    const Config& config, const std::vector<ServiceState>& states) const {
+    std::vector<std::pair<std::string, std::shared_ptr<ListenRoutes>>> built;
+    for (std::size_t i = 0; i < config.services.size(); ++i) {
+        const ServiceConfig& service = config.services[i];
+        const std::string key = listener_key(service);
+        auto it = std::ranges::find(built, key, &decltype(built)::value_type::first);
+        if (it == built.end()) {
+            auto routes = std::make_shared<ListenRoutes>();
+            routes->listen = service.listen.text;
+            routes->counters = listen_counters_.at(key);
+            if (!service.server_names.empty()) routes->router.emplace();
+            built.emplace_back(key, std::move(routes));
+            it = std::prev(built.end());
+        }
+        ListenRoutes& routes = *it->second;
+        if (routes.router) {
+            for (const std::string& name : service.server_names) {
+                routes.router->add(name, routes.services.size());
+            }
+        }
+        // A copy per worker, so that workers do not share the snapshots' reference counts.
+        routes.services.push_back(std::make_shared<const ServiceState>(states[i]));
+    }
+    return {built.begin(), built.end()};
+}
+
+std::vector<AdminState::ListenSample> Server::listen_samples(const Config& config) const {
+    std::vector<AdminState::ListenSample> samples;
+    std::set<std::string> keys;
+    for (const ServiceConfig& service : config.services) {
+        const std::string key = listener_key(service);
+        if (keys.insert(key).second)
+            samples.push_back({service.listen.text, listen_counters_.at(key)});
+    }
+    return samples;
+}
+
 void Server::publish(const std::vector<ServiceState>& states) {
     for (auto& worker : workers_) {
-        std::vector<std::shared_ptr<const ServiceState>> shared;
-        for (const ServiceState& state : states) {
-            shared.push_back(std::make_shared<const ServiceState>(state));
-        }
         Worker* target = worker.get();
-        target->post([target, shared = std::move(shared)] {
-            for (const auto& state : shared) target->update_service(state);
+        target->post([target, routes = listen_routes(*config_, states)] {
+            for (const auto& [key, listen] : routes) target->update_listener(key, listen);
         });
     }
-    admin_state_.publish(config_, states);
+    admin_state_.publish(config_, states, listen_samples(*config_));
 }
 
 void Server::reload() {

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Fuzzes the PROXY protocol decoder with libFuzzer for a bounded time.
+# Fuzzes the PROXY protocol decoder and the TLS ClientHello reader with libFuzzer for a
+# bounded time, split evenly between the two.
 #
 #   ./tests/fuzz.sh [SECONDS]      (default 60)
 #
-# Builds only the proxy-protocol-fuzz target with clang in build-fuzz/ (set up once, then
-# reused), runs it on a copy of tests/fuzz/corpus/proxy_protocol/ and exits with libFuzzer's
-# status: non-zero when it found a crash, a sanitizer report or a broken invariant; the
-# input that did it is kept in build-fuzz/fuzz-artifacts/. Without clang or its libFuzzer
+# Builds only the fuzz targets with clang in build-fuzz/ (set up once, then reused), runs
+# each on a copy of its tests/fuzz/corpus/<name>/ and exits with libFuzzer's status:
+# non-zero when it found a crash, a sanitizer report or a broken invariant; the input that did it is kept in build-fuzz/fuzz-artifacts/. Without clang or its libFuzzer
 # runtime (Debian: clang, libclang-rt-14-dev) the run is skipped and the exit status is 0.
 set -euo pipefail
 
@@ -40,25 +40,34 @@ if [[ ! -f $build/build.ninja ]]; then
     CXX=clang++ CC=clang meson setup --wrap-mode=nodownload -Dfuzz=true \
         -Dbuildtype=debugoptimized "$build"
 fi
-ninja -C "$build" tests/fuzz/proxy-protocol-fuzz
+ninja -C "$build" tests/fuzz/proxy-protocol-fuzz tests/fuzz/tls-client-hello-fuzz
 
-mkdir -p "$work/corpus" "$build/fuzz-artifacts"
-cp tests/fuzz/corpus/proxy_protocol/* "$work/corpus/"
-
-echo "fuzz: proxy-protocol-fuzz for ${seconds}s"
+mkdir -p "$build/fuzz-artifacts"
 status=0
-"$build/tests/fuzz/proxy-protocol-fuzz" \
-    -max_total_time="$seconds" \
-    -max_len=2048 \
-    -timeout=10 \
-    -print_final_stats=1 \
-    -artifact_prefix="$build/fuzz-artifacts/" \
-    "$work/corpus" || status=$?
-
-if ((status != 0)); then
-    echo "fuzz: FAILED (exit $status); reproduce with" \
-        "$build/tests/fuzz/proxy-protocol-fuzz $build/fuzz-artifacts/<file>" >&2
-else
-    echo "fuzz: no failure in ${seconds}s"
-fi
+# target, corpus, largest input: the time is split between them.
+targets=(
+    "proxy-protocol-fuzz proxy_protocol 2048"
+    "tls-client-hello-fuzz tls_client_hello 20000"
+)
+share=$((seconds / ${#targets[@]}))
+((share > 0)) || share=1
+for entry in "${targets[@]}"; do
+    read -r target corpus max_len <<<"$entry"
+    mkdir -p "$work/$corpus"
+    cp "tests/fuzz/corpus/$corpus/"* "$work/$corpus/"
+    echo "fuzz: $target for ${share}s"
+    "$build/tests/fuzz/$target" \
+        -max_total_time="$share" \
+        -max_len="$max_len" \
+        -timeout=10 \
+        -print_final_stats=1 \
+        -artifact_prefix="$build/fuzz-artifacts/" \
+        "$work/$corpus" || status=$?
+    if ((status != 0)); then
+        echo "fuzz: $target FAILED (exit $status); reproduce with" \
+            "$build/tests/fuzz/$target $build/fuzz-artifacts/<file>" >&2
+        exit "$status"
+    fi
+done
+echo "fuzz: no failure in ${seconds}s"
 exit "$status"

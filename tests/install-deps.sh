@@ -5,7 +5,8 @@
 #   tests/install-deps.sh --test   also what only the tests use: promtool, Chromium and
 #                                  Node.js with tests/browser's npm lockfile
 #   tests/install-deps.sh --bench  also the benchmark's peers and load tools (the
-#                                  integration tests use HAProxy and nginx too)
+#                                  integration tests use HAProxy and nginx, with its
+#                                  stream module, too)
 #   tests/install-deps.sh --fuzz   also clang and its libFuzzer runtime (tests/fuzz.sh)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -13,7 +14,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 packages=(
     build-essential g++ meson ninja-build pkg-config cmake
     libuv1-dev libcpp-httplib-dev libtoml11-dev catch2 libspdlog-dev libcli11-dev
-    nlohmann-json3-dev libssl-dev clang-format python3 curl
+    nlohmann-json3-dev libssl-dev clang-format python3 curl openssl
 )
 browser_driver=false
 for option in "$@"; do

@@ -2,7 +2,8 @@
 # Installs what is missing, then builds and tests fulcrum three times: a normal build in
 # build/, an AddressSanitizer + UndefinedBehaviorSanitizer build in build-asan/, and a
 # ThreadSanitizer build in build-tsan/ that runs the integration tests with two workers;
-# then fuzzes the PROXY protocol decoder for a minute (tests/fuzz.sh).
+# then fuzzes the PROXY protocol decoder and the TLS ClientHello reader for a minute in
+# all (tests/fuzz.sh).
 # Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -43,6 +43,12 @@ private:
     void refresh_weights();
     // Hands `states` (configuration order) to every worker, and to the admin endpoint.
     void publish(const std::vector<ServiceState>& states);
+    // The routes of every listen address of `config`, by listener_key, for one worker;
+    // `states` are the services of `config`, in its order.
+    std::vector<std::pair<std::string, std::shared_ptr<const ListenRoutes>>> listen_routes(
+        const Config& config, const std::vector<ServiceState>& states) const;
+    // Each listen address's counters, for the admin endpoint.
+    std::vector<AdminState::ListenSample> listen_samples(const Config& config) const;
     // Moves to `next` by plan_reload's plan: opens the listeners it adds (all or nothing:
     // throws when one cannot bind), then hands the workers their changes. Returns the
     // plan's summary.
@@ -64,6 +70,8 @@ private:
     std::atomic<std::size_t> open_sessions_{0};
     bool stopping_ = false;
     std::map<std::string, ServiceState> services_;  // by name
+    // By listener_key: kept for as long as the address is served.
+    std::map<std::string, std::shared_ptr<ListenCounters>> listen_counters_;
     std::unique_ptr<HealthChecker> health_;
     std::vector<std::unique_ptr<Worker>> workers_;
     WorkerCounters worker_counters_;      // one slot per worker

@@ -151,6 +151,7 @@ json status_json(const AdminState& state) {
         services.push_back({
             {"name", service.config->name},
             {"listen", service.config->listen.text},
+            {"server_names", service.config->server_names},
             {"strategy", to_string(service.config->strategy)},
             {"on_failure", to_string(service.config->on_failure)},
             {"health_checks", service.config->health.enabled},
@@ -274,14 +275,15 @@ AdminState::AdminState(unsigned workers, const std::atomic<std::size_t>& open_se
       open_sessions_(open_sessions),
       splice_(splice) {}
 
-void AdminState::publish(std::shared_ptr<const Config> config, std::vector<ServiceState> services) {
+void AdminState::publish(std::shared_ptr<const Config> config, std::vector<ServiceState> services,
+                         std::vector<ListenSample> listens) {
     const auto previous = snapshot_.load();
     if (!previous || previous->config != config) {
         // A configuration applied (start or reload), not a pool rebuilt under the same one.
         last_applied_seconds_.store(unix_seconds(std::chrono::system_clock::now()));
     }
-    snapshot_.store(
-        std::make_shared<const Snapshot>(Snapshot{std::move(config), std::move(services)}));
+    snapshot_.store(std::make_shared<const Snapshot>(
+        Snapshot{std::move(config), std::move(services), std::move(listens)}));
 }
 
 void AdminState::count_reload(bool applied) {
@@ -420,7 +422,11 @@ void AdminServer::add_routes() {
     http_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
         MetricsSample sample;
         sample.process = state_.process();
-        sample.services = sample_services(state_.snapshot()->services);
+        const auto snapshot = state_.snapshot();
+        sample.services = sample_services(snapshot->services);
+        for (const AdminState::ListenSample& listen : snapshot->listens) {
+            sample.listens.push_back(sample_listen(listen.listen, *listen.counters));
+        }
         res.set_content(render_prometheus(sample), "text/plain; version=0.0.4; charset=utf-8");
     });
     http_->Get("/status", [this](const httplib::Request&, httplib::Response& res) {

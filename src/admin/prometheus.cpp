@@ -273,6 +273,8 @@ std::string render_prometheus(const MetricsSample& sample) {
                "Sessions ended, by how (the access log's end=).");
     for (const ServiceSample& s : sample.services) {
         for (std::size_t end = 0; end < session_end_count; ++end) {
+            // Never a service's: fulcrum_preread_failures_total counts those connections.
+            if (static_cast<SessionEnd>(end) == SessionEnd::no_service) continue;
             out.sample("fulcrum_sessions_ended_total",
                        {{"service", s.name}, {"reason", to_string(static_cast<SessionEnd>(end))}},
                        s.ended[end]);
@@ -288,6 +290,23 @@ std::string render_prometheus(const MetricsSample& sample) {
                "a peer not in proxy_trusted.");
     for (const ServiceSample& s : sample.services) {
         out.sample("fulcrum_service_proxy_rejected_total", {{"service", s.name}}, s.proxy_rejected);
+    }
+    out.family("fulcrum_sni_routed_total", "counter",
+               "Client connections given to the service by their ClientHello's server name.");
+    for (const ServiceSample& s : sample.services) {
+        out.sample("fulcrum_sni_routed_total", {{"service", s.name}}, s.sni_routed);
+    }
+    out.family("fulcrum_preread_failures_total", "counter",
+               "Client connections closed before a service took them, by listen address and "
+               "why: proxy_header, malformed (ClientHello), timeout, closed, not_tls, no_match, "
+               "refused (max_connections).");
+    for (const ListenSample& l : sample.listens) {
+        for (std::size_t reason = 0; reason < preread_failure_count; ++reason) {
+            out.sample(
+                "fulcrum_preread_failures_total",
+                {{"listen", l.listen}, {"reason", to_string(static_cast<PrereadFailure>(reason))}},
+                l.preread_failures[reason]);
+        }
     }
     out.family("fulcrum_service_no_backend_total", "counter",
                "Client connections that got on_failure, by why: no_eligible (every backend "
@@ -398,6 +417,7 @@ std::vector<ServiceSample> sample_services(const std::vector<ServiceState>& serv
             s.sessions += t.sessions.value();
             for (std::size_t i = 0; i < rejection_count; ++i)
                 s.rejected[i] += t.rejected[i].value();
+            s.sni_routed += t.sni_routed.value();
         });
         s.queue_length = service.queue ? service.queue->length() : 0;
         s.tracked_sources = service.admission ? service.admission->tracked_sources() : 0;
@@ -466,6 +486,17 @@ ProcessStats read_process_stats() {
     stats.open_fds = count_open_fds();
     if (rlimit limit{}; getrlimit(RLIMIT_NOFILE, &limit) == 0) stats.max_fds = limit.rlim_cur;
     return stats;
+}
+
+ListenSample sample_listen(const std::string& listen, const ListenCounters& counters) {
+    ListenSample sample;
+    sample.listen = listen;
+    counters.for_each([&sample](const ListenTraffic& t) {
+        for (std::size_t i = 0; i < preread_failure_count; ++i) {
+            sample.preread_failures[i] += t.preread_failures[i].value();
+        }
+    });
+    return sample;
 }
 
 void sample_splice(const WorkerCounters& counters, ProcessSample& process) {

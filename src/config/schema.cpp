@@ -13,6 +13,8 @@
 
 #include <fmt/format.h>
 
+#include "fulcrum/proto/server_name.hpp"
+
 namespace fulcrum {
 namespace {
 
@@ -282,6 +284,15 @@ std::string to_bearer_token(const Value& value) {
     }
     return token;
 }
+std::string to_server_name_pattern(const Value& value) {
+    const std::string text = to_string_value(value);
+    if (std::optional<std::string> pattern = normalize_server_name_pattern(text)) return *pattern;
+    throw Invalid(
+        fmt::format("\"{}\" is not a server name; write a host name (\"api.example.test\"), "
+                    "a wildcard (\"*.example.test\") or \"*\"",
+                    text));
+}
+
 // Records that `owner` uses `value`; reports `key` of `section` when another owner has it.
 using Owners = std::map<std::string, std::string>;
 void claim(Owners& owners, const std::string& value, std::string_view what, Section& section,
@@ -418,6 +429,22 @@ ServiceConfig read_service(Section& section) {
         section.error("proxy_timeout", "needs accept_proxy = true");
     }
 
+    if (section.read_list("server_names", service.server_names, to_server_name_pattern) ==
+        Outcome::valid) {
+        if (service.server_names.empty()) section.error("server_names", "must not be empty");
+        Owners names;
+        for (const std::string& name : service.server_names) {
+            claim(names, name, "server name", section, "server_names", "this list");
+        }
+    }
+    for (const std::string_view key : {"preread_timeout", "sni_require_tls"}) {
+        if (section.find(key) != nullptr && section.find("server_names") == nullptr) {
+            section.error(key, "needs server_names");
+        }
+    }
+    section.read("preread_timeout", service.preread_timeout, to_positive_duration);
+    section.read("sni_require_tls", service.sni_require_tls, to_bool);
+
     section.read("queue_timeout", service.queue_timeout, to_duration);
     section.read("queue_max", service.queue_max, integer_at_least<std::size_t>(1));
     section.read("drain_timeout", service.drain_timeout, to_positive_duration);
@@ -466,6 +493,66 @@ std::string_view to_string(std::optional<ProxyVersion> v) {
     return name_of(send_proxy_choices, v);
 }
 
+namespace {
+
+// The services of one listen address, as read so far: several only if each routes by
+// server name, and then the settings that apply before a service is chosen are one.
+struct SharedListen {
+    std::vector<std::size_t> services;  // indexes in Config::services
+    std::string first;                  // the first service's path, for messages
+    Owners server_names;                // claimed by which service
+    std::optional<Duration> preread_timeout;
+    std::optional<bool> sni_require_tls;
+};
+
+// Checks `service` (at `section`) against the services read before it on its address.
+void join_listen(SharedListen& shared, const ServiceConfig& service,
+                 const std::vector<ServiceConfig>& services, Section& section) {
+    if (shared.services.empty()) {
+        shared.first = section.path();
+    } else {
+        const ServiceConfig& first = services[shared.services.front()];
+        if (service.server_names.empty() || first.server_names.empty()) {
+            section.error("listen", fmt::format("duplicate listen address '{}'; already used by "
+                                                "{} (services may share one only if each has "
+                                                "server_names)",
+                                                service.listen.numeric(), shared.first));
+        }
+        // Read before the service is known: one value for the whole address.
+        auto differs = [&](std::string_view key, bool same) {
+            if (!same) {
+                section.error(key, fmt::format("must be the same as {}'s: they share listen {}",
+                                               shared.first, service.listen.text));
+            }
+        };
+        differs("accept_proxy", service.accept_proxy == first.accept_proxy);
+        differs("proxy_trusted", service.proxy_trusted == first.proxy_trusted);
+        differs("proxy_timeout", service.proxy_timeout == first.proxy_timeout);
+    }
+    for (const std::string& name : service.server_names) {
+        // A name twice in the service's own list is reported already.
+        const auto claimed = shared.server_names.find(name);
+        if (claimed != shared.server_names.end() && claimed->second == section.path()) continue;
+        claim(shared.server_names, name, "server name", section, "server_names", section.path());
+    }
+    auto inherit = [&](auto& value, const auto& mine, std::string_view key, auto format) {
+        if (section.find(key) == nullptr) return;
+        if (value && *value != mine) {
+            section.error(key, fmt::format("{} conflicts with {} set on another service of "
+                                           "listen {}",
+                                           format(mine), format(*value), service.listen.text));
+        } else {
+            value = mine;
+        }
+    };
+    inherit(shared.preread_timeout, service.preread_timeout, "preread_timeout", format_duration);
+    inherit(shared.sni_require_tls, service.sni_require_tls, "sni_require_tls",
+            [](bool b) { return b ? "true" : "false"; });
+    shared.services.push_back(services.size());
+}
+
+}  // namespace
+
 namespace config_schema {
 
 void read_config(Section& root, Config& config) {
@@ -480,17 +567,31 @@ void read_config(Section& root, Config& config) {
         listeners.emplace(config.admin.listen->numeric(), "admin.listen");
     }
     Owners service_names;
+    std::map<std::string, SharedListen> shared;  // by numeric listen address
     root.required_tables("service", [&](Section& section) {
         ServiceConfig service = read_service(section);
         if (!service.name.empty()) {
             claim(service_names, service.name, "service name", section, "name", section.path());
         }
         if (service.listen.family() != AF_UNSPEC && service.listen.port() != 0) {
-            claim(listeners, service.listen.numeric(), "listen address", section, "listen",
-                  section.path());
+            const std::string address = service.listen.numeric();
+            if (const auto admin = listeners.find(address); admin != listeners.end()) {
+                section.error("listen", fmt::format("duplicate listen address '{}'; already used "
+                                                    "by {}",
+                                                    address, admin->second));
+            }
+            join_listen(shared[address], service, config.services, section);
         }
         config.services.push_back(std::move(service));
     });
+    // Every service of an address gets the address's settings, whichever one set them.
+    for (const auto& [address, listen] : shared) {
+        for (const std::size_t i : listen.services) {
+            ServiceConfig& service = config.services[i];
+            if (listen.preread_timeout) service.preread_timeout = *listen.preread_timeout;
+            if (listen.sni_require_tls) service.sni_require_tls = *listen.sni_require_tls;
+        }
+    }
 }
 
 }  // namespace config_schema

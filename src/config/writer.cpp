@@ -112,6 +112,13 @@ std::string to_toml(const Config& config) {
             line("proxy_trusted", fmt::format("[{}]", fmt::join(trusted, ", ")));
             line("proxy_timeout", toml_string(service.proxy_timeout));
         }
+        if (!service.server_names.empty()) {
+            std::vector<std::string> names;
+            for (const std::string& name : service.server_names) names.push_back(toml_string(name));
+            line("server_names", fmt::format("[{}]", fmt::join(names, ", ")));
+            line("preread_timeout", toml_string(service.preread_timeout));
+            line("sni_require_tls", fmt::format("{}", service.sni_require_tls));
+        }
         line("queue_timeout", toml_string(service.queue_timeout));
         line("queue_max", std::to_string(service.queue_max));
         if (service.drain_timeout) line("drain_timeout", toml_string(*service.drain_timeout));

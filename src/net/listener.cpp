@@ -71,15 +71,28 @@ ListeningSocket open_listening_socket(const Address& address, const std::string&
     return socket;
 }
 
-Listener::Listener(Worker& worker, std::shared_ptr<const ServiceState> service,
+Listener::Listener(Worker& worker, std::string key, std::shared_ptr<const ListenRoutes> routes,
                    ListeningSocket socket)
     : worker_(worker),
-      service_(std::move(service)),
+      key_(std::move(key)),
+      routes_(std::move(routes)),
       bound_(std::move(socket.bound)),
       fd_(socket.fd) {}
 
 Listener::~Listener() {
     if (fd_ >= 0) ::close(fd_);
+}
+
+const ServiceConfig* Listener::current_service(const std::string& name) const {
+    for (const auto& service : routes_->services) {
+        if (service->config->name == name) return service->config.get();
+    }
+    return nullptr;
+}
+
+std::string Listener::label() const {
+    if (routes_->router) return "listen " + routes_->listen;
+    return "service " + routes_->services.front()->config->name;
 }
 
 void Listener::start() {
@@ -92,8 +105,8 @@ void Listener::start() {
     }
     if (rc < 0) {
         close();
-        throw std::runtime_error("service " + service_->config->name + ": cannot listen on " +
-                                 bound_.text + ": " + uv_strerror(rc));
+        throw std::runtime_error(label() + ": cannot listen on " + bound_.text + ": " +
+                                 uv_strerror(rc));
     }
 }
 
@@ -120,8 +133,7 @@ bool Listener::finished() const {
 void Listener::on_readable(uv_poll_t* poll, int status, int) {
     auto* self = static_cast<Listener*>(poll->data);
     if (status < 0) {
-        spdlog::error("service {}: listening socket: {}", self->service_->config->name,
-                      uv_strerror(status));
+        spdlog::error("{}: listening socket: {}", self->label(), uv_strerror(status));
         return;
     }
     self->accept_pending();
@@ -138,18 +150,18 @@ void Listener::accept_pending() {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 pause_accepting(-errno);
             } else if (errno != EAGAIN) {
-                spdlog::warn("service {}: accept: {}", service_->config->name,
-                             std::strerror(errno));
+                spdlog::warn("{}: accept: {}", label(), std::strerror(errno));
             }
             return;
         }
         if (pauses_ > 0) {
-            spdlog::info(
-                "service {}: accepting again, after {} ms short of descriptors ({} pauses)",
-                service_->config->name, uv_now(worker_.loop()) - pause_began_ms_, pauses_);
+            spdlog::info("{}: accepting again, after {} ms short of descriptors ({} pauses)",
+                         label(), uv_now(worker_.loop()) - pause_began_ms_, pauses_);
             pauses_ = 0;
         }
-        auto* session = new Session(worker_.context(), *this, service_);
+        // Routed by server name: the service is chosen once the ClientHello is read.
+        auto* session = new Session(worker_.context(), *this,
+                                    routes_->router ? nullptr : routes_->services.front());
         ++sessions_;
         worker_.add(session);
         session->start(fd, peer);
@@ -171,8 +183,8 @@ void Listener::pause_accepting(int error) {
     // Logged once per episode: the pause repeats every accept_pause_ms until it ends.
     if (pauses_++ == 0) {
         pause_began_ms_ = uv_now(worker_.loop());
-        spdlog::warn("service {}: out of descriptors ({}): accepting paused until some free up",
-                     service_->config->name, uv_err_name(error));
+        spdlog::warn("{}: out of descriptors ({}): accepting paused until some free up", label(),
+                     uv_err_name(error));
     }
     uv_poll_stop(&poll_);
     uv_timer_start(&resume_timer_, on_resume, accept_pause_ms, 0);
@@ -187,8 +199,7 @@ void Listener::resume_accepting() {
     paused_ = false;
     uv_timer_stop(&resume_timer_);
     if (int rc = uv_poll_start(&poll_, UV_READABLE, on_readable); rc < 0) {
-        spdlog::error("service {}: cannot resume accepting: {}", service_->config->name,
-                      uv_strerror(rc));
+        spdlog::error("{}: cannot resume accepting: {}", label(), uv_strerror(rc));
     }
 }
 

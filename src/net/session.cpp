@@ -31,12 +31,14 @@ constexpr std::string_view bad_gateway_response =
 constexpr std::uint64_t drain_timeout_ms = 2000;
 
 const ProxyHeaderParser proxy_header_parser;
+const ClientHelloReader client_hello_reader;
 }  // namespace
 
 Session::Session(WorkerContext& worker, Listener& listener,
                  std::shared_ptr<const ServiceState> service)
     : listener_(listener),
       service_(std::move(service)),
+      by_server_name_(service_ == nullptr),
       upstream_(&client_, &backend_),
       downstream_(&backend_, &client_),
       pump_(*this) {
@@ -57,78 +59,153 @@ Session* Session::of(const void* handle_or_req) {
 
 void Session::start(int client_fd, const SocketAddress& peer) {
     if (int rc = uv_tcp_open(&client_, client_fd); rc < 0) {
-        spdlog::warn("service {}: cannot use accepted socket: {}", config().name, uv_strerror(rc));
+        spdlog::warn("listen {}: cannot use accepted socket: {}", listener_.routes().listen,
+                     uv_strerror(rc));
         ::close(client_fd);
         close(SessionEnd::refused);
         return;
     }
     peer_addr_ = client_addr_ = peer;
     if (!worker().admit()) {
-        service_traffic().refused.add();
+        if (service_) {
+            service_traffic().refused.add();
+        } else {
+            const ListenRoutes& routes = listener_.routes();
+            (*routes.counters)[worker().id()]
+                .preread_failures[static_cast<std::size_t>(PrereadFailure::refused)]
+                .add();
+        }
         close(SessionEnd::refused);
         return;
     }
-    service_traffic().accepted.add();
-    ServiceTraffic& traffic = service_traffic();
-    traffic.sessions.set(traffic.sessions.value() + 1);
-    counted_open_ = true;
-    if (config().accept_proxy) {
-        start_preread(proxy_header_parser);
+    if (service_) enter_service();
+    const ServiceConfig& settings = address_settings();
+    if (settings.accept_proxy) {
+        const auto& trusted = settings.proxy_trusted;
+        if (!trusted.empty() && std::none_of(trusted.begin(), trusted.end(), [this](const Cidr& c) {
+                return c.contains(peer_addr_.get());
+            })) {
+            reject_preread(PrereadFailure::proxy_header, "peer not in proxy_trusted");
+            return;
+        }
+        start_preread(proxy_header_parser, settings.proxy_timeout);
+    } else if (by_server_name_) {
+        start_preread(client_hello_reader, settings.preread_timeout);
     } else {
         admit();
     }
 }
 
-void Session::start_preread(const PrereadParser& parser) {
-    const auto& trusted = config().proxy_trusted;
-    if (!trusted.empty() && std::none_of(trusted.begin(), trusted.end(), [this](const Cidr& c) {
-            return c.contains(peer_addr_.get());
-        })) {
-        reject_preread("peer not in proxy_trusted");
-        return;
-    }
+void Session::enter_service() {
+    ServiceTraffic& traffic = service_traffic();
+    traffic.accepted.add();
+    traffic.sessions.set(traffic.sessions.value() + 1);
+    counted_open_ = true;
+}
+
+void Session::start_preread(const PrereadParser& parser, Duration timeout) {
     state_ = State::prereading;
     preread_ = std::make_unique<Preread>(parser);
     if (int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(&client_), on_alloc, on_read);
         rc < 0) {
-        reject_preread(uv_strerror(rc));
+        reject_preread(PrereadFailure::closed, uv_strerror(rc));
         return;
     }
-    uv_timer_start(&timer_, on_timer, static_cast<std::uint64_t>(config().proxy_timeout.count()),
-                   0);
+    // Cannot fail: the timer is initialised and has a callback.
+    uv_timer_start(&timer_, on_timer, static_cast<std::uint64_t>(timeout.count()), 0);
+}
+
+const ServiceConfig& Session::address_settings() const {
+    return service_ ? config() : listener_.routes().address_settings();
+}
+
+bool Session::reading_client_hello() const {
+    return &preread_->parser() == &client_hello_reader;
 }
 
 void Session::read_preread(ssize_t nread, const uv_buf_t* buf) {
     if (nread < 0) {
-        reject_preread(nread == UV_EOF ? "connection closed before a complete header"
-                                       : uv_strerror(static_cast<int>(nread)));
+        reject_preread(PrereadFailure::closed, nread == UV_EOF
+                                                   ? "connection closed before it was complete"
+                                                   : uv_strerror(static_cast<int>(nread)));
         return;
     }
+    preread_bytes({buf->base, static_cast<std::size_t>(nread)});
+}
+
+void Session::preread_bytes(std::string_view bytes) {
     PrereadFindings findings;
-    const PrereadResult result =
-        preread_->feed({buf->base, static_cast<std::size_t>(nread)}, findings);
+    const PrereadResult result = preread_->feed(bytes, findings);
     if (result.status == PrereadResult::Status::incomplete) return;
     if (result.status == PrereadResult::Status::invalid) {
-        reject_preread(result.error);
+        reject_preread(
+            reading_client_hello() ? PrereadFailure::malformed : PrereadFailure::proxy_header,
+            result.error);
         return;
     }
-    uv_read_stop(reinterpret_cast<uv_stream_t*>(&client_));
-    uv_timer_stop(&timer_);
     if (findings.proxy && findings.proxy->has_addresses) {
         client_addr_.assign(reinterpret_cast<const sockaddr*>(&findings.proxy->source));
         destination_addr_.assign(reinterpret_cast<const sockaddr*>(&findings.proxy->destination));
     }
-    // What is left are the client's first bytes: they go to the backend first.
-    first_bytes_ = preread_->take_rest();
+    // What is left are the client's first bytes: they go to the backend first (all of
+    // them after a ClientHello, which consumes nothing).
+    std::string rest = preread_->take_rest();
+    if (findings.proxy && by_server_name_) {
+        // The ClientHello follows the PROXY header; some of it may have come with it.
+        preread_ = std::make_unique<Preread>(client_hello_reader);
+        uv_timer_start(&timer_, on_timer,
+                       static_cast<std::uint64_t>(address_settings().preread_timeout.count()), 0);
+        preread_bytes(rest);
+        return;
+    }
+    uv_read_stop(reinterpret_cast<uv_stream_t*>(&client_));
+    uv_timer_stop(&timer_);
+    first_bytes_ = std::move(rest);
     preread_.reset();
+    if (findings.client_hello && !route(*findings.client_hello)) return;
     admit();
 }
 
-void Session::reject_preread(std::string_view reason) {
-    spdlog::warn("service {}: peer {}: no valid {}: {}; closing", config().name, peer_text(),
-                 proxy_header_parser.what(), reason);
-    service_traffic().proxy_rejected.add();
-    close(SessionEnd::bad_proxy_header);
+bool Session::route(const ClientHello& hello) {
+    const ListenRoutes& routes = listener_.routes();
+    if (!hello.tls && routes.address_settings().sni_require_tls) {
+        reject_preread(PrereadFailure::not_tls, "not a TLS ClientHello (sni_require_tls)");
+        return false;
+    }
+    if (hello.server_name) server_name_ = *hello.server_name;
+    const std::optional<std::size_t> target = routes.router->route(
+        hello.server_name ? std::optional<std::string_view>(server_name_) : std::nullopt);
+    if (!target) {
+        reject_preread(PrereadFailure::no_match,
+                       fmt::format("no service for server name {}",
+                                   hello.server_name ? server_name_ : "(none)"));
+        return false;
+    }
+    service_ = routes.services[*target];
+    enter_service();
+    service_traffic().sni_routed.add();
+    return true;
+}
+
+void Session::reject_preread(PrereadFailure reason, std::string_view detail) {
+    const ListenRoutes& routes = listener_.routes();
+    (*routes.counters)[worker().id()].preread_failures[static_cast<std::size_t>(reason)].add();
+    const bool proxy_phase =
+        preread_ == nullptr ? reason == PrereadFailure::proxy_header : !reading_client_hello();
+    if (proxy_phase) {
+        // As before routing by name existed: a PROXY header problem is the upstream
+        // balancer's, worth a warning.
+        spdlog::warn("{} {}: peer {}: no valid {}: {}; closing", service_ ? "service" : "listen",
+                     service_ ? config().name : routes.listen, peer_text(),
+                     proxy_header_parser.what(), detail);
+        if (service_) service_traffic().proxy_rejected.add();
+        close(SessionEnd::bad_proxy_header);
+        return;
+    }
+    // Scanners and broken clients: one line each only when debugging.
+    spdlog::debug("listen {}: peer {}: {}: {}; closing", routes.listen, peer_text(),
+                  to_string(reason), detail);
+    close(SessionEnd::no_service);
 }
 
 void Session::abort(SessionEnd why) {
@@ -137,7 +214,10 @@ void Session::abort(SessionEnd why) {
 
 void Session::enforce_drain_deadline(std::int64_t now_ms) {
     if (member_ == nullptr || state_ == State::closing) return;
-    const std::optional<Duration> deadline = listener_.service().drain_timeout;
+    // As the listener has the service now: a reload may have changed drain_timeout.
+    const ServiceConfig* current = listener_.current_service(config().name);
+    const std::optional<Duration> deadline =
+        (current != nullptr ? *current : config()).drain_timeout;
     const std::int64_t since = member_->backend->leaving_since_ms.load(std::memory_order_relaxed);
     if (!deadline || since == 0 || now_ms - since < deadline->count()) return;
     spdlog::info("service {}: client {}: backend {} left {} ago (drain_timeout): closing",
@@ -639,10 +719,16 @@ void Session::on_shutdown(uv_shutdown_t* req, int status) {
 void Session::on_timer(uv_timer_t* timer) {
     Session* s = of(timer);
     switch (s->state_) {
-        case State::prereading:
-            s->reject_preread(fmt::format("none within proxy_timeout ({})",
-                                          format_duration(s->config().proxy_timeout)));
+        case State::prereading: {
+            const ServiceConfig& settings = s->address_settings();
+            const bool hello = s->reading_client_hello();
+            s->reject_preread(
+                PrereadFailure::timeout,
+                fmt::format(
+                    "none within {} ({})", hello ? "preread_timeout" : "proxy_timeout",
+                    format_duration(hello ? settings.preread_timeout : settings.proxy_timeout)));
             return;
+        }
         case State::connecting:
             s->count_backend_failure();
             s->attempt_failed("timeout");
@@ -724,9 +810,11 @@ std::string Session::attempts_text(std::string_view separator, bool log_style) c
 
 void Session::destroy() {
     const std::uint64_t now = uv_now(worker().loop());
-    ServiceTraffic& traffic = service_traffic();
-    traffic.ended[static_cast<std::size_t>(end_)].add();
-    if (counted_open_) traffic.sessions.set(traffic.sessions.value() - 1);
+    if (service_) {
+        ServiceTraffic& traffic = service_traffic();
+        traffic.ended[static_cast<std::size_t>(end_)].add();
+        if (counted_open_) traffic.sessions.set(traffic.sessions.value() - 1);
+    }
     if (admitted_) service_->admission->release(client_addr_.get());
     if (member_ != nullptr) {
         service_->queue->release(member_->backend);
@@ -734,9 +822,11 @@ void Session::destroy() {
     }
     if (worker().access_log()) {
         spdlog::info(
-            "access client={}{} service={} backend={} bytes_in={} bytes_out={} "
+            "access client={}{} service={}{} backend={} bytes_in={} bytes_out={} "
             "duration_ms={} end={}{}",
-            client_text(), config().accept_proxy ? " via=" + peer_text() : "", config().name,
+            client_text(), address_settings().accept_proxy ? " via=" + peer_text() : "",
+            service_ ? config().name : "-",
+            by_server_name_ ? " sni=" + (server_name_.empty() ? "-" : server_name_) : "",
             member_ != nullptr ? member_->config.name : "-", upstream_.bytes, downstream_.bytes,
             now - started_ms_, to_string(end_),
             tried_.size() > 1 ? " attempts=" + attempts_text(",", false) : "");

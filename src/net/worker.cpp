@@ -77,27 +77,26 @@ void Worker::on_drain_check(uv_timer_t* timer) {
     for (Session* s = self->sessions_; s != nullptr; s = s->next) s->enforce_drain_deadline(now);
 }
 
-void Worker::listen(std::shared_ptr<const ServiceState> service, ListeningSocket socket) {
-    listeners_.push_back(std::make_unique<Listener>(*this, std::move(service), socket));
+void Worker::listen(const std::string& key, std::shared_ptr<const ListenRoutes> routes,
+                    ListeningSocket socket) {
+    listeners_.push_back(std::make_unique<Listener>(*this, key, std::move(routes), socket));
     listeners_.back()->start();
 }
 
-Listener* Worker::find_listener(const std::string& name) {
+Listener* Worker::find_listener(const std::string& key) {
     for (auto& listener : listeners_) {
-        if (listener->service().name == name) return listener.get();
+        if (listener->key() == key) return listener.get();
     }
     return nullptr;
 }
 
-void Worker::update_service(std::shared_ptr<const ServiceState> service) {
-    if (Listener* listener = find_listener(service->config->name)) {
-        listener->update(std::move(service));
-    }
+void Worker::update_listener(const std::string& key, std::shared_ptr<const ListenRoutes> routes) {
+    if (Listener* listener = find_listener(key)) listener->update(std::move(routes));
 }
 
-void Worker::retire_service(const std::string& name) {
+void Worker::retire_listener(const std::string& key) {
     auto it = std::find_if(listeners_.begin(), listeners_.end(),
-                           [&](const auto& l) { return l->service().name == name; });
+                           [&](const auto& l) { return l->key() == key; });
     if (it == listeners_.end()) return;
     (*it)->close();
     retired_.push_back(std::move(*it));

@@ -42,4 +42,18 @@ PrereadResult ProxyHeaderParser::parse(std::string_view bytes, PrereadFindings& 
     return {};
 }
 
+PrereadResult ClientHelloReader::parse(std::string_view bytes, PrereadFindings& findings) const {
+    ClientHelloParse parse = parse_client_hello(bytes);
+    switch (parse.status) {
+        case ClientHelloParse::Status::incomplete:
+            return {};
+        case ClientHelloParse::Status::invalid:
+            return {PrereadResult::Status::invalid, 0, std::move(parse.error)};
+        case ClientHelloParse::Status::complete:
+            findings.client_hello = std::move(parse.hello);
+            return {PrereadResult::Status::complete, 0, {}};
+    }
+    return {};
+}
+
 }  // namespace fulcrum

@@ -18,6 +18,26 @@ std::string_view to_string(Rejection reason) {
     return "unknown";
 }
 
+std::string_view to_string(PrereadFailure reason) {
+    switch (reason) {
+        case PrereadFailure::proxy_header:
+            return "proxy_header";
+        case PrereadFailure::malformed:
+            return "malformed";
+        case PrereadFailure::timeout:
+            return "timeout";
+        case PrereadFailure::closed:
+            return "closed";
+        case PrereadFailure::not_tls:
+            return "not_tls";
+        case PrereadFailure::no_match:
+            return "no_match";
+        case PrereadFailure::refused:
+            return "refused";
+    }
+    return "unknown";
+}
+
 std::optional<std::uint64_t> count_open_fds() {
     DIR* dir = ::opendir("/proc/self/fd");
     if (dir == nullptr) return std::nullopt;

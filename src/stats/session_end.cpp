@@ -30,6 +30,8 @@ std::string_view to_string(SessionEnd end) {
             return "refused";
         case SessionEnd::bad_proxy_header:
             return "bad-proxy-header";
+        case SessionEnd::no_service:
+            return "no-service";
         case SessionEnd::shutdown:
             return "shutdown";
     }

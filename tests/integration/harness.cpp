@@ -75,28 +75,6 @@ std::string read_text_file(const std::string& path) {
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-// Inodes of the sockets listening on TCP `port`, from /proc/net/tcp and tcp6, whose
-// lines read: sl local_address(hex ip:hex port) rem_address st ... uid timeout inode.
-std::set<std::string> listening_socket_inodes(std::uint16_t port) {
-    constexpr std::string_view listen_state = "0A";
-    std::set<std::string> inodes;
-    for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
-        std::istringstream lines(read_text_file(table));
-        std::string line;
-        std::getline(lines, line);  // column titles
-        while (std::getline(lines, line)) {
-            std::istringstream fields(line);
-            std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
-            fields >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >>
-                timeout >> inode;
-            const auto colon = local.rfind(':');
-            if (state != listen_state || colon == std::string::npos) continue;
-            if (std::stoul(local.substr(colon + 1), nullptr, 16) == port) inodes.insert(inode);
-        }
-    }
-    return inodes;
-}
-
 // The ports free_port hands out: the larger of the two stretches of [10000, 65535] that
 // lie outside the kernel's range for outgoing connections' local ports.
 struct PortRange {
@@ -234,6 +212,28 @@ std::vector<std::string> fulcrum_argv(const std::string& config_path,
 }
 
 }  // namespace
+
+// /proc/net/tcp and tcp6 lines read: sl local_address(hex ip:hex port) rem_address st ... uid
+// timeout inode.
+std::set<std::string> listening_socket_inodes(std::uint16_t port) {
+    constexpr std::string_view listen_state = "0A";
+    std::set<std::string> inodes;
+    for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+        std::istringstream lines(read_text_file(table));
+        std::string line;
+        std::getline(lines, line);  // column titles
+        while (std::getline(lines, line)) {
+            std::istringstream fields(line);
+            std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
+            fields >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >>
+                timeout >> inode;
+            const auto colon = local.rfind(':');
+            if (state != listen_state || colon == std::string::npos) continue;
+            if (std::stoul(local.substr(colon + 1), nullptr, 16) == port) inodes.insert(inode);
+        }
+    }
+    return inodes;
+}
 
 std::optional<std::string> sanitizer_report(std::string_view output) {
     constexpr std::size_t max_lines = 40;

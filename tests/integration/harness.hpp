@@ -22,6 +22,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,6 +43,10 @@ bool poll_until(const std::function<bool()>& condition, std::chrono::millisecond
 // apart. (Port 0 is no answer here: fulcrum's configuration needs the port up front.)
 // Throws if the sysctl leaves no range of at least 1000 ports from 10000 up.
 std::uint16_t free_port();
+
+// Inodes of the sockets listening on TCP `port` (IPv4 or IPv6), any process: the same
+// set before and after a reload says no listening socket was closed or opened.
+std::set<std::string> listening_socket_inodes(std::uint16_t port);
 
 // Polls connect() to 127.0.0.1:port until it succeeds or `timeout` passes.
 // Each attempt is a real connection: behind a proxy it reaches a backend.

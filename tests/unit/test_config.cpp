@@ -321,7 +321,7 @@ listen = "[0:0::1]:8080"
 [[service.backend]]
 address = "127.0.0.1:3001"
 )") == "t.toml:8:10: service[1].listen: duplicate listen address '[::1]:8080'; already "
-       "used by service[0]");
+       "used by service[0] (services may share one only if each has server_names)");
 
     CHECK(error_of(std::string("[admin]\nlisten = \"127.0.0.1:8080\"\n") + std::string(minimal)) ==
           "t.toml:5:10: service[0].listen: duplicate listen address '127.0.0.1:8080'; already "
@@ -754,6 +754,19 @@ type = "redis"
 port = 6380
 [[service.backend]]
 address = "127.0.0.1:1"
+name = "tls-a"
+listen = "127.0.0.1:8443"
+server_names = ["A.example.test.", "*.apps.example.test"]
+preread_timeout = "2s"
+sni_require_tls = false
+[[service.backend]]
+address = "127.0.0.1:3"
+[[service]]
+name = "tls-rest"
+listen = "127.0.0.1:8443"
+server_names = ["*"]
+[[service.backend]]
+address = "127.0.0.1:4"
 )")};
     for (const auto& file : example_files()) configs.push_back(load_config_file(file.string()));
 
@@ -1013,6 +1026,22 @@ listen = "127.0.0.1:8080"
 address = "127.0.0.1:3001"
 )",
                        lines);
+// Two services on 127.0.0.1:8443: `first` and `second` are extra lines of each.
+std::string shared_listen(std::string_view first, std::string_view second) {
+    return fmt::format(R"([[service]]
+name = "a"
+listen = "127.0.0.1:8443"
+{}
+[[service.backend]]
+address = "127.0.0.1:3001"
+[[service]]
+name = "b"
+listen = "127.0.0.1:8443"
+{}
+[[service.backend]]
+address = "127.0.0.1:3002"
+)",
+                       first, second);
 }
 
 }  // namespace
@@ -1094,4 +1123,87 @@ TEST_CASE("send-expect bytes: hex, one spelling each, a bounded expect", "[confi
                                        std::string(max_expect_bytes, 'x'))))
               .services[0]
               .health.expect.size() == max_expect_bytes);
+TEST_CASE("services share a listen address by server name; its settings apply to all",
+          "[config][sni]") {
+    const Config config = load(shared_listen(R"(server_names = ["API.Example.Test.", "*"]
+sni_require_tls = false)",
+                                             R"(server_names = ["*.Apps.example.test"]
+preread_timeout = "750ms")"));
+    REQUIRE(config.services.size() == 2);
+    CHECK(config.services[0].server_names == std::vector<std::string>{"api.example.test", "*"});
+    CHECK(config.services[1].server_names == std::vector<std::string>{"*.apps.example.test"});
+    for (const ServiceConfig& service : config.services) {
+        CHECK(service.preread_timeout == 750ms);
+        CHECK_FALSE(service.sni_require_tls);
+    }
+    // One service may route by name alone: the others are closed.
+    const Config single = load(R"([[service]]
+name = "a"
+listen = "127.0.0.1:8443"
+server_names = ["a.test"]
+[[service.backend]]
+address = "127.0.0.1:3001"
+)");
+    CHECK(single.services[0].preread_timeout == 5s);
+    CHECK(single.services[0].sni_require_tls);
+}
+
+TEST_CASE("server name errors are located", "[config][errors][sni]") {
+    CHECK(error_of(shared_listen("", R"(server_names = ["b.test"])")) ==
+          "t.toml:9:10: service[1].listen: duplicate listen address '127.0.0.1:8443'; already "
+          "used by service[0] (services may share one only if each has server_names)");
+    CHECK(error_of(shared_listen(R"(server_names = ["a.test"])", "")) ==
+          "t.toml:9:10: service[1].listen: duplicate listen address '127.0.0.1:8443'; already "
+          "used by service[0] (services may share one only if each has server_names)");
+    CHECK(error_of(shared_listen(R"(server_names = ["a.test", "*"])",
+                                 R"(server_names = ["A.test."])")) ==
+          "t.toml:10:16: service[1].server_names: duplicate server name 'a.test'; already used "
+          "by service[0]");
+    CHECK(error_of(shared_listen(R"(server_names = ["a.test", "a.test"])",
+                                 R"(server_names = ["b.test"])")) ==
+          "t.toml:4:16: service[0].server_names: duplicate server name 'a.test'; already used "
+          "by this list");
+    CHECK(error_of(shared_listen(R"(server_names = ["a.test", "bad name"])",
+                                 R"(server_names = ["b.test"])")) ==
+          "t.toml:4:27: service[0].server_names[1]: \"bad name\" is not a server name; write a "
+          "host name (\"api.example.test\"), a wildcard (\"*.example.test\") or \"*\"");
+    CHECK(error_of(R"([[service]]
+name = "a"
+listen = "127.0.0.1:8443"
+server_names = []
+[[service.backend]]
+address = "127.0.0.1:3001"
+)") == "t.toml:4:16: service[0].server_names: must not be empty");
+    CHECK(error_of(shared_listen(R"(server_names = ["a.test"]
+preread_timeout = "1s")",
+                                 R"(server_names = ["b.test"]
+preread_timeout = "2s")")) ==
+          "t.toml:12:19: service[1].preread_timeout: 2s conflicts with 1s set on another "
+          "service of listen 127.0.0.1:8443");
+    CHECK(error_of(shared_listen(R"(server_names = ["a.test"]
+sni_require_tls = true)",
+                                 R"(server_names = ["b.test"]
+sni_require_tls = false)")) ==
+          "t.toml:12:19: service[1].sni_require_tls: false conflicts with true set on another "
+          "service of listen 127.0.0.1:8443");
+    CHECK(error_of(shared_listen(R"(server_names = ["a.test"]
+accept_proxy = true)",
+                                 R"(server_names = ["b.test"])")) ==
+          "t.toml:8:1: service[1].accept_proxy: must be the same as service[0]'s: they share "
+          "listen 127.0.0.1:8443");
+    CHECK(error_of(R"([[service]]
+name = "a"
+listen = "127.0.0.1:8443"
+sni_require_tls = false
+[[service.backend]]
+address = "127.0.0.1:3001"
+)") == "t.toml:4:19: service[0].sni_require_tls: needs server_names");
+}
+
+TEST_CASE("to_toml writes server names only where they are set", "[config][to_toml][sni]") {
+    CHECK_THAT(to_toml(load(minimal)), !Contains("server_names"));
+    const std::string text =
+        to_toml(load(shared_listen(R"(server_names = ["a.test"])", R"(server_names = ["*"])")));
+    CHECK_THAT(text, Contains("server_names = [\"a.test\"]\npreread_timeout = \"5s\"\n"
+                              "sni_require_tls = true\n"));
 }

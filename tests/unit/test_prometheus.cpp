@@ -94,7 +94,7 @@ TEST_CASE("counters of every worker are summed when read", "[prometheus]") {
 TEST_CASE("health check durations are shown only for checked services", "[prometheus]") {
     const auto samples = sample_services({service_with_backends("unchecked", 1, false)});
     CHECK_FALSE(samples[0].backends[0].check_duration.has_value());
-    const std::string text = render_prometheus({{}, samples});
+    const std::string text = render_prometheus({{}, samples, {}});
     CHECK(text.find("fulcrum_backend_health_check_duration_seconds_bucket") == std::string::npos);
     CHECK(text.find("# TYPE fulcrum_backend_health_check_duration_seconds histogram") !=
           std::string::npos);
@@ -179,7 +179,12 @@ TEST_CASE("the exposition has HELP and TYPE per family and parses strictly", "[p
     state.pool->members[0].backend->traffic[1].bytes_received.add(42);
     state.pool->members[0].backend->traffic[0].session_duration.observe(20ms);
     state.pool->members[0].backend->traffic[1].session_duration.observe(20s);
+    (*state.counters)[1].sni_routed.add(7);
     sample.services = sample_services({state});
+    ListenCounters listen(2);
+    listen[0].preread_failures[static_cast<std::size_t>(PrereadFailure::no_match)].add(2);
+    listen[1].preread_failures[static_cast<std::size_t>(PrereadFailure::no_match)].add(1);
+    sample.listens.push_back(sample_listen("0.0.0.0:443", listen));
 
     const std::string text = render_prometheus(sample);
     INFO(text);
@@ -200,6 +205,15 @@ TEST_CASE("the exposition has HELP and TYPE per family and parses strictly", "[p
     CHECK(parsed.value("process_cpu_seconds_total") == 1.25);
     CHECK_FALSE(parsed.has("process_max_fds"));  // not read: not shown
     CHECK(parsed.value("fulcrum_workers") == 2);
+    CHECK(parsed.value("fulcrum_sni_routed_total", {{"service", odd}}) == 7);
+    CHECK(parsed.value("fulcrum_preread_failures_total",
+                       {{"listen", "0.0.0.0:443"}, {"reason", "no_match"}}) == 3);
+    CHECK(parsed.value("fulcrum_preread_failures_total",
+                       {{"listen", "0.0.0.0:443"}, {"reason", "timeout"}}) == 0);
+    // Never a service's end: no series for it.
+    CHECK_FALSE(
+        parsed.has("fulcrum_sessions_ended_total", {{"service", odd}, {"reason", "no-service"}}));
+    CHECK(parsed.has("fulcrum_sessions_ended_total", {{"service", odd}, {"reason", "shutdown"}}));
     CHECK(parsed.value("fulcrum_reloads_total") == 4);
     CHECK(parsed.value("fulcrum_reload_failures_total") == 1);
     CHECK(parsed.value("fulcrum_client_connections") == 3);

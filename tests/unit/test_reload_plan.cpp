@@ -31,22 +31,14 @@ Config config_of(std::vector<ServiceConfig> services) {
     return config;
 }
 
-std::vector<std::string> bound(const ReloadPlan& plan) {
-    std::vector<std::string> names;
-    for (const auto& bind : plan.bind) names.push_back(bind.service);
-    return names;
-}
-
 using Names = std::vector<std::string>;
 
 }  // namespace
 
-TEST_CASE("the plan at start binds every service, exclusively", "[reload]") {
+TEST_CASE("the plan at start binds every listen address", "[reload]") {
     const ReloadPlan plan = plan_reload(
         Config{}, config_of({service("web", "127.0.0.1:8080"), service("api", "127.0.0.1:8081")}));
-    CHECK(bound(plan) == Names{"web", "api"});
-    CHECK(plan.bind[0].exclusive);
-    CHECK(plan.bind[1].exclusive);
+    CHECK(plan.bind == Names{"127.0.0.1:8080", "127.0.0.1:8081"});
     CHECK(plan.retire.empty());
     CHECK(plan.changed.empty());
     CHECK(plan.need_restart.empty());
@@ -78,19 +70,40 @@ TEST_CASE("a moved service binds anew and retires its old listener; a removed on
         config_of({service("web", "127.0.0.1:8080"), service("old", "127.0.0.1:8081")});
     const Config after = config_of({service("web", "127.0.0.1:9090")});
     const ReloadPlan plan = plan_reload(before, after);
-    CHECK(bound(plan) == Names{"web"});
-    CHECK(plan.bind[0].exclusive);
-    CHECK(plan.retire == Names{"web", "old"});
+    CHECK(plan.bind == Names{"127.0.0.1:9090"});
+    CHECK(plan.retire == Names{"127.0.0.1:8080", "127.0.0.1:8081"});
     CHECK(plan.summary == "service web moved to 127.0.0.1:9090; service old removed");
 }
 
-TEST_CASE("a service renamed onto an address we serve does not need it free", "[reload]") {
+TEST_CASE("a service renamed on an address we serve keeps its listener", "[reload]") {
     const Config before = config_of({service("web", "127.0.0.1:8080")});
     const Config after = config_of({service("www", "127.0.0.1:8080")});
     const ReloadPlan plan = plan_reload(before, after);
-    REQUIRE(bound(plan) == Names{"www"});
-    CHECK_FALSE(plan.bind[0].exclusive);
-    CHECK(plan.retire == Names{"web"});
+    CHECK(plan.bind.empty());
+    CHECK(plan.retire.empty());
+    CHECK(plan.summary == "service www added; service web removed");
+}
+
+TEST_CASE("services sharing an address by server name share one listener", "[reload][sni]") {
+    const Config one = config_of({service("a", "127.0.0.1:8443")});
+    const Config two = config_of({service("a", "127.0.0.1:8443"), service("b", "127.0.0.1:8443")});
+    CHECK(plan_reload(Config{}, two).bind == Names{"127.0.0.1:8443"});
+    // Services joining or leaving the address: the listener stays.
+    for (const auto& [before, after] : {std::pair{one, two}, std::pair{two, one}}) {
+        const ReloadPlan plan = plan_reload(before, after);
+        CHECK(plan.bind.empty());
+        CHECK(plan.retire.empty());
+    }
+    // The last one leaving: it closes.
+    const ReloadPlan gone = plan_reload(two, config_of({service("c", "127.0.0.1:9000")}));
+    CHECK(gone.bind == Names{"127.0.0.1:9000"});
+    CHECK(gone.retire == Names{"127.0.0.1:8443"});
+}
+
+TEST_CASE("port 0 listeners are each their service's own", "[reload]") {
+    const Config config = config_of({service("a", "127.0.0.1:0"), service("b", "127.0.0.1:0")});
+    CHECK(plan_reload(Config{}, config).bind == Names{"127.0.0.1:0 a", "127.0.0.1:0 b"});
+    CHECK(plan_reload(config, config).bind.empty());
 }
 
 TEST_CASE("settings a reload cannot change are named", "[reload]") {

@@ -39,16 +39,23 @@ class AdminHttp;  // httplib's server, with access to its listening socket
 // snapshot at start and after each reload; the admin thread reads whichever is current.
 class AdminState {
 public:
+    // The counters of one listen address.
+    struct ListenSample {
+        std::string listen;  // as configured
+        std::shared_ptr<const ListenCounters> counters;
+    };
     // An immutable view of the running configuration.
     struct Snapshot {
         std::shared_ptr<const Config> config;
         std::vector<ServiceState> services;  // in configuration order
+        std::vector<ListenSample> listens;
     };
 
     AdminState(unsigned workers, const std::atomic<std::size_t>& open_sessions,
                const WorkerCounters& splice);
 
-    void publish(std::shared_ptr<const Config> config, std::vector<ServiceState> services);
+    void publish(std::shared_ptr<const Config> config, std::vector<ServiceState> services,
+                 std::vector<ListenSample> listens);
     std::shared_ptr<const Snapshot> snapshot() const { return snapshot_.load(); }
 
     void count_reload(bool applied);

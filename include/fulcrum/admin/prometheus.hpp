@@ -54,6 +54,7 @@ struct ServiceSample {
     std::array<std::uint64_t, session_end_count> ended{};      // indexed by SessionEnd
     std::uint64_t sessions = 0;                                // open now
     std::array<std::uint64_t, rejection_count> rejected{};     // indexed by Rejection
+    std::uint64_t sni_routed = 0;
     std::uint64_t queue_length = 0;
     std::uint64_t tracked_sources = 0;  // entries of the per-source limits' table
     std::vector<BackendSample> backends;
@@ -87,15 +88,24 @@ struct ProcessSample {
     std::uint64_t splice_pipes_idle = 0;
 };
 
+struct ListenSample {
+    std::string listen;
+    std::array<std::uint64_t, preread_failure_count> preread_failures{};  // by PrereadFailure
+};
+
 struct MetricsSample {
     ProcessSample process;
     std::vector<ServiceSample> services;
+    std::vector<ListenSample> listens;
 };
 
 struct ServiceState;
 
 // Reads every counter of `services` (summing the workers' slots).
 std::vector<ServiceSample> sample_services(const std::vector<ServiceState>& services);
+
+// Reads the counters of the listen address `listen` (summing the workers' slots).
+ListenSample sample_listen(const std::string& listen, const ListenCounters& counters);
 
 // Adds every worker's own counters (splice, accept pauses) to `process`.
 void sample_splice(const WorkerCounters& counters, ProcessSample& process);

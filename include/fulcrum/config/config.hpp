@@ -151,6 +151,15 @@ struct ServiceConfig {
     std::optional<Duration> drain_timeout;
     // A backend that turns routable ramps its weight from ~0 to full over this; 0: off.
     Duration slow_start = Duration::zero();
+    // Routing by the TLS ClientHello's server name (SNI): the names this service takes on
+    // its listen address, canonical (normalize_server_name_pattern); empty: none. Several
+    // services share a listen address only if each has some.
+    std::vector<std::string> server_names;
+    // Of the whole listen address, the same on each of its services (the configuration
+    // copies the one set to all): how long the ClientHello may take, and whether a
+    // client that does not begin with TLS is closed (true) or goes to "*".
+    Duration preread_timeout = std::chrono::seconds(5);
+    bool sni_require_tls = true;
     LimitsConfig limits;
     HealthConfig health;
     PassiveConfig passive;

@@ -1,5 +1,6 @@
 #pragma once
-// The accept loop of one service on one worker. Each worker opens its own socket with
+// The accept loop of one listen address on one worker: of its one service, or of the
+// services that share it by server name (ListenRoutes). Each worker opens its own socket with
 // SO_REUSEPORT, so the kernel spreads new connections and no lock sits on the accept path.
 // Accepting is done here rather than by uv_listen so that running out of descriptors
 // pauses accepting (connections wait in the kernel's backlog) instead of libuv's
@@ -14,7 +15,7 @@
 
 #include "fulcrum/config/address.hpp"
 #include "fulcrum/config/config.hpp"
-#include "fulcrum/lb/service_state.hpp"
+#include "fulcrum/lb/listen_routes.hpp"
 #include "fulcrum/net/session.hpp"
 
 namespace fulcrum {
@@ -36,16 +37,23 @@ ListeningSocket open_listening_socket(const Address& address, const std::string&
 
 class Listener {
 public:
-    // Takes over `socket`; start() begins accepting on the worker's loop.
-    Listener(Worker& worker, std::shared_ptr<const ServiceState> service, ListeningSocket socket);
+    // Takes over `socket`; start() begins accepting on the worker's loop. `key`: which
+    // listener of the configuration it is (listener_key).
+    Listener(Worker& worker, std::string key, std::shared_ptr<const ListenRoutes> routes,
+             ListeningSocket socket);
     ~Listener();
     Listener(const Listener&) = delete;
     Listener& operator=(const Listener&) = delete;
 
-    const ServiceConfig& service() const { return *service_->config; }
+    const std::string& key() const { return key_; }
+    // The current routes: a session still pre-reading is routed by these.
+    const ListenRoutes& routes() const { return *routes_; }
+    // The service by that name as currently configured here, if it still is.
+    const ServiceConfig* current_service(const std::string& name) const;
 
-    // A reload: new connections are accepted under this snapshot; live sessions keep theirs.
-    void update(std::shared_ptr<const ServiceState> service) { service_ = std::move(service); }
+    // A reload: new connections are accepted under these routes; live sessions keep
+    // their service snapshot.
+    void update(std::shared_ptr<const ListenRoutes> routes) { routes_ = std::move(routes); }
     // Closed, its handles' close callbacks run, and no session accepted here left: a
     // closed listener is freed after its last session.
     bool finished() const;
@@ -69,8 +77,12 @@ private:
     // A descriptor was freed, or the pause ended: accept again.
     void resume_accepting();
 
+    // "service web", or "listen 0.0.0.0:443" when routing by server name, for log lines.
+    std::string label() const;
+
     Worker& worker_;
-    std::shared_ptr<const ServiceState> service_;
+    std::string key_;
+    std::shared_ptr<const ListenRoutes> routes_;
     Address bound_;
     int fd_;  // the listening socket, owned here
     uv_poll_t poll_{};

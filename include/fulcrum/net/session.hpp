@@ -2,7 +2,8 @@
 // One proxied connection: a client socket, the backend socket fulcrum opened for it, and
 // the bytes flowing between them. A Session owns its libuv handles and frees itself once,
 // after the last of them has closed; nothing else deletes it. It runs under the service
-// snapshot it was accepted with (a reload never changes it) and sees of its worker only
+// snapshot it was accepted with, or, on an address routed by server name, the one its
+// ClientHello chose (a reload never changes it after that), and sees of its worker only
 // the narrow WorkerContext.
 
 #include <uv.h>
@@ -29,7 +30,8 @@ class Session final : private SpliceEvents {
 public:
     // start() takes over the accepted socket. `listener`: where it was accepted; told
     // when the session ends and when descriptors run out (a direct call: session.cpp
-    // includes listener.hpp, this header does not).
+    // includes listener.hpp, this header does not). `service`: nullptr when the
+    // listener routes by server name, which chooses it.
     Session(WorkerContext& worker, Listener& listener, std::shared_ptr<const ServiceState> service);
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
@@ -49,7 +51,7 @@ public:
 private:
     // A session walks these states in order; `closing` can be entered from any of them.
     enum class State {
-        prereading,   // a pre-read phase (the PROXY header) reads the client; no backend yet
+        prereading,   // a pre-read phase (PROXY header, ClientHello) reads the client
         queued,       // every backend is full: waits in the service's queue, client not read
         connecting,   // a connect to the picked backend is in flight; the client is not read
         retrying,     // a failed attempt's backend handle is closing; the next one starts after
@@ -83,9 +85,16 @@ private:
     static void on_timer(uv_timer_t* timer);
     static void on_closed(uv_handle_t* handle);
 
-    void start_preread(const PrereadParser& parser);
+    // Counts the session as its service's (accepted, open), once the service is known.
+    void enter_service();
+    void start_preread(const PrereadParser& parser, Duration timeout);
     void read_preread(ssize_t nread, const uv_buf_t* buf);
-    void reject_preread(std::string_view reason);
+    // Runs the current phase over `bytes`; goes on to the next phase, or to admit().
+    void preread_bytes(std::string_view bytes);
+    // Chooses the service by `hello`'s server name; false when none takes it (closed).
+    bool route(const ClientHello& hello);
+    void reject_preread(PrereadFailure reason, std::string_view detail);
+    bool reading_client_hello() const;
     struct Waiting;  // this session's ticket in the service's queue
     // After any pre-read: the service's limits, then the first connect.
     void admit();
@@ -154,7 +163,11 @@ private:
     uv_tcp_t* other(const uv_tcp_t* side) { return side == &client_ ? &backend_ : &client_; }
     std::string client_text() const;
     std::string peer_text() const;
+    // The session's service: set from the start, or once routed by server name.
     const ServiceConfig& config() const { return *service_->config; }
+    // What the pre-read phases read (accept_proxy, proxy_*, preread_timeout,
+    // sni_require_tls): the service's, or, before one is chosen, the listen address's.
+    const ServiceConfig& address_settings() const;
     // This worker's slot of the service's and of the backend's counters.
     ServiceTraffic& service_traffic() { return (*service_->counters)[worker().id()]; }
     BackendTraffic& traffic_of(const PoolMember& member) {
@@ -162,7 +175,8 @@ private:
     }
 
     Listener& listener_;
-    const std::shared_ptr<const ServiceState> service_;  // as of accept
+    std::shared_ptr<const ServiceState> service_;  // as of accept, or of routing; then fixed
+    const bool by_server_name_;                    // accepted without a service: routed by SNI
     State state_ = State::connecting;
     uv_tcp_t client_{};
     uv_tcp_t backend_{};
@@ -195,6 +209,7 @@ private:
     SocketAddress peer_addr_;           // the connected peer
     SocketAddress client_addr_;         // the client: the peer, or what its PROXY header says
     SocketAddress destination_addr_;    // what the PROXY header says the client connected to
+    std::string server_name_;           // of the ClientHello, for the access log; empty: none
     std::unique_ptr<Preread> preread_;  // while a pre-read phase runs
     // The client bytes that came with a pre-read phase's, until the backend has them.
     // Empty (no allocation) the rest of the time.

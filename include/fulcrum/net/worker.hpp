@@ -1,5 +1,6 @@
 #pragma once
-// One thread with its own libuv loop, its own listener per service and its own sessions.
+// One thread with its own libuv loop, its own listener per listen address and its own
+// sessions.
 // Other threads talk to it only through uv_async_send.
 
 #include <uv.h>
@@ -43,11 +44,13 @@ public:
     void request_stop();
     void join();
 
-    // On the worker's thread (or before start()): the listeners of a (re)configuration.
-    void listen(std::shared_ptr<const ServiceState> service, ListeningSocket socket);
-    void update_service(std::shared_ptr<const ServiceState> service);
-    // Stops accepting for `name`; its sessions run to their end.
-    void retire_service(const std::string& name);
+    // On the worker's thread (or before start()): the listeners of a (re)configuration,
+    // by listener_key.
+    void listen(const std::string& key, std::shared_ptr<const ListenRoutes> routes,
+                ListeningSocket socket);
+    void update_listener(const std::string& key, std::shared_ptr<const ListenRoutes> routes);
+    // Stops accepting on `key`; its sessions run to their end.
+    void retire_listener(const std::string& key);
     void set_config(std::shared_ptr<const Config> config);
     // Frees retired listeners that are closed and have no session left.
     void collect_retired();
@@ -61,7 +64,7 @@ public:
 
 private:
     static void on_async(uv_async_t* async);
-    Listener* find_listener(const std::string& name);
+    Listener* find_listener(const std::string& key);
     static void on_shutdown_timeout(uv_timer_t* timer);
     // Every second: closes sessions whose backend left drain_timeout ago.
     static void on_drain_check(uv_timer_t* timer);

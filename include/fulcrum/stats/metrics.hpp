@@ -151,8 +151,28 @@ struct ServiceTraffic {
     std::array<LocalCounter, session_end_count> ended;   // by SessionEnd
     LocalGauge sessions;                                 // open now
     std::array<LocalCounter, rejection_count> rejected;  // by Rejection
+    LocalCounter sni_routed;                             // chosen by the ClientHello's server name
 };
 using ServiceCounters = PerWorker<ServiceTraffic>;
+
+// Why a connection was closed during its pre-read phases, before a service took it.
+enum class PrereadFailure {
+    proxy_header,  // accept_proxy: a malformed PROXY header, or a peer not in proxy_trusted
+    malformed,     // a malformed TLS record or ClientHello, or one past 16 KiB
+    timeout,       // no complete PROXY header or ClientHello within its timeout
+    closed,        // the client closed or reset before the phase was complete
+    not_tls,       // sni_require_tls: the client does not begin with a ClientHello
+    no_match,      // no service of the address takes the server name, and none has "*"
+    refused,       // runtime.max_connections reached before a service was chosen
+};
+inline constexpr std::size_t preread_failure_count = 7;
+std::string_view to_string(PrereadFailure reason);  // "proxy_header", ...
+
+// One worker's counts for one listen address.
+struct ListenTraffic {
+    std::array<LocalCounter, preread_failure_count> preread_failures;  // by PrereadFailure
+};
+using ListenCounters = PerWorker<ListenTraffic>;
 
 // One worker's own counts: its zero-copy (splice) path and its accept pauses.
 struct WorkerTraffic {

@@ -21,9 +21,12 @@ enum class SessionEnd {
     drain_timeout,     // its backend was drained or removed drain_timeout ago
     refused,           // max_connections reached at accept
     bad_proxy_header,  // accept_proxy: no valid PROXY header in time, or an untrusted peer
-    shutdown,          // still open when shutdown_timeout ran out
+    // Routing by server name chose no service: a malformed, late or non-TLS ClientHello,
+    // or a name no service takes. Counted by fulcrum_preread_failures_total only.
+    no_service,
+    shutdown,  // still open when shutdown_timeout ran out
 };
-inline constexpr std::size_t session_end_count = 14;
+inline constexpr std::size_t session_end_count = 15;
 std::string_view to_string(SessionEnd end);  // "client-fin", ...
 
 // Why a connection got on_failure, as fulcrum_service_no_backend_total's `reason` says.
