@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
@@ -289,9 +290,10 @@ TEST_CASE("the whole exposition passes promtool check metrics", "[admin]") {
     CHECK(promtool.output().empty());  // no lint finding either
 }
 
-// Each file in examples/ runs as shipped in front of the demo backends that
-// examples/quickstart.sh starts (127.0.0.1:3001 and :3002), with every other port moved
-// to a free one, and every checked backend passes its checks.
+// Each file in examples/ runs as shipped, every port moved to a free one: its backends on
+// 127.0.0.1:3001 and :3002 are the demo backends examples/quickstart.sh starts, any other
+// backend a TCP listener (what a `tcp` check needs), and every checked backend passes its
+// checks. A file without [admin] gets one, for /status.
 TEST_CASE("every example configuration comes up healthy with the quickstart's demo backends",
           "[admin][examples]") {
     std::vector<std::filesystem::path> files;
@@ -310,6 +312,17 @@ TEST_CASE("every example configuration comes up healthy with the quickstart's de
             DemoBackend backend_b("backend-b");
             std::map<std::string, std::uint16_t> moved{{"3001", backend_a.port()},
                                                        {"3002", backend_b.port()}};
+            std::vector<std::unique_ptr<EchoServer>> other_backends;
+            const std::regex backend_line(R"re(\naddress = "127\.0\.0\.1:(\d+)")re");
+            for (std::sregex_iterator it(config.begin(), config.end(), backend_line), end;
+                 it != end; ++it) {
+                if (moved.contains((*it)[1])) continue;
+                other_backends.push_back(std::make_unique<EchoServer>());
+                moved[(*it)[1]] = other_backends.back()->port();
+            }
+            if (config.find("\n[admin]") == std::string::npos) {
+                config += "\n[admin]\nlisten = \"127.0.0.1:9911\"\n";
+            }
             std::vector<std::uint16_t> listening;
             const std::regex address(R"re("(127\.0\.0\.1|0\.0\.0\.0|localhost):(\d+)")re");
             std::string rewritten;

@@ -754,6 +754,7 @@ type = "redis"
 port = 6380
 [[service.backend]]
 address = "127.0.0.1:1"
+[[service]]
 name = "tls-a"
 listen = "127.0.0.1:8443"
 server_names = ["A.example.test.", "*.apps.example.test"]
@@ -1015,17 +1016,6 @@ TEST_CASE("an unknown key far longer than any valid key lists the valid keys",
 
 namespace {
 
-// `minimal` with these lines in its [service.health] table, from line 4 on.
-std::string with_health(std::string_view lines) {
-    return fmt::format(R"([[service]]
-name = "web"
-listen = "127.0.0.1:8080"
-[service.health]
-{}
-[[service.backend]]
-address = "127.0.0.1:3001"
-)",
-                       lines);
 // Two services on 127.0.0.1:8443: `first` and `second` are extra lines of each.
 std::string shared_listen(std::string_view first, std::string_view second) {
     return fmt::format(R"([[service]]
@@ -1046,83 +1036,6 @@ address = "127.0.0.1:3002"
 
 }  // namespace
 
-TEST_CASE("health check types and their keys", "[config]") {
-    CHECK(load(minimal).services[0].health.type == CheckType::http);
-    for (const auto& [name, type] : {std::pair{"http", CheckType::http},
-                                     {"tcp", CheckType::tcp},
-                                     {"send-expect", CheckType::send_expect},
-                                     {"redis", CheckType::redis},
-                                     {"postgres", CheckType::postgres},
-                                     {"mysql", CheckType::mysql}}) {
-        INFO(name);
-        CHECK(load(with_health(fmt::format("type = \"{}\"", name))).services[0].health.type ==
-              type);
-        CHECK(to_string(type) == name);
-    }
-    const HealthConfig text =
-        load(with_health("type = \"send-expect\"\nsend = \"PING\\r\\n\"\nexpect = \"+PONG\""))
-            .services[0]
-            .health;
-    CHECK(text.send == "PING\r\n");
-    CHECK(text.expect == "+PONG");
-    const HealthConfig hex =
-        load(with_health("type = \"send-expect\"\nsend_hex = \"50494E470d0a\"\nexpect_hex = \"\""))
-            .services[0]
-            .health;
-    CHECK(hex.send == "PING\r\n");
-    CHECK(hex.expect.empty());
-    // Every other key keeps its meaning for every type.
-    const HealthConfig redis = load(with_health("type = \"redis\"\nport = 6380\ninterval = "
-                                                "\"5s\"\ntimeout = \"2s\"\nrise = 1\nfall = 1"))
-                                   .services[0]
-                                   .health;
-    CHECK(redis.port == 6380);
-    CHECK(redis.timeout == 2s);
-}
-
-TEST_CASE("health keys of another check type are errors", "[config][errors]") {
-    CHECK(error_of(with_health("send = \"PING\\r\\n\"")) ==
-          "t.toml:5:8: service[0].health.send: applies only to type = \"send-expect\" (type is "
-          "\"http\")");
-    CHECK(errors_of(with_health("type = \"tcp\"\npath = \"/x\"\nexpect_status = \"200\"\nhost = "
-                                "\"h\"\nexpect_hex = \"00\"")) ==
-          Errors{
-              "t.toml:6:8: service[0].health.path: applies only to type = \"http\" (type is "
-              "\"tcp\")",
-              "t.toml:7:17: service[0].health.expect_status: applies only to type = \"http\" "
-              "(type is \"tcp\")",
-              "t.toml:8:8: service[0].health.host: applies only to type = \"http\" (type is "
-              "\"tcp\")",
-              "t.toml:9:14: service[0].health.expect_hex: applies only to type = "
-              "\"send-expect\" (type is \"tcp\")",
-          });
-    CHECK(error_of(with_health("type = \"redis\"\nsend = \"PING\\r\\n\"")) ==
-          "t.toml:6:8: service[0].health.send: applies only to type = \"send-expect\" (type is "
-          "\"redis\")");
-    // With a wrong type only the type is reported.
-    CHECK(error_of(with_health("type = \"smtp\"\nsend = \"HELO\\r\\n\"")) ==
-          "t.toml:5:8: service[0].health.type: unknown value \"smtp\"; valid values: \"http\", "
-          "\"tcp\", \"send-expect\", \"redis\", \"postgres\", \"mysql\"");
-}
-
-TEST_CASE("send-expect bytes: hex, one spelling each, a bounded expect", "[config][errors]") {
-    CHECK(error_of(with_health("type = \"send-expect\"\nsend_hex = \"50494g\"")) ==
-          "t.toml:6:12: service[0].health.send_hex: \"50494g\" is not hex; write two hex digits "
-          "per byte, e.g. \"50494e470d0a\"");
-    CHECK(error_of(with_health("type = \"send-expect\"\nexpect_hex = \"504\"")) ==
-          "t.toml:6:14: service[0].health.expect_hex: \"504\" is not hex; write two hex digits "
-          "per byte, e.g. \"50494e470d0a\"");
-    CHECK(error_of(with_health("type = \"send-expect\"\nsend = \"a\"\nsend_hex = \"61\"")) ==
-          "t.toml:7:12: service[0].health.send_hex: set either send or send_hex, not both");
-    CHECK(error_of(with_health("type = \"send-expect\"\nsend_hex = 12")) ==
-          "t.toml:6:12: service[0].health.send_hex: expected a string, got an integer");
-    CHECK(error_of(with_health(fmt::format("type = \"send-expect\"\nexpect = \"{}\"",
-                                           std::string(max_expect_bytes + 1, 'x')))) ==
-          "t.toml:6:10: service[0].health.expect: must be at most 1024 bytes");
-    CHECK(load(with_health(fmt::format("type = \"send-expect\"\nexpect = \"{}\"",
-                                       std::string(max_expect_bytes, 'x'))))
-              .services[0]
-              .health.expect.size() == max_expect_bytes);
 TEST_CASE("services share a listen address by server name; its settings apply to all",
           "[config][sni]") {
     const Config config = load(shared_listen(R"(server_names = ["API.Example.Test.", "*"]
@@ -1206,4 +1119,100 @@ TEST_CASE("to_toml writes server names only where they are set", "[config][to_to
         to_toml(load(shared_listen(R"(server_names = ["a.test"])", R"(server_names = ["*"])")));
     CHECK_THAT(text, Contains("server_names = [\"a.test\"]\npreread_timeout = \"5s\"\n"
                               "sni_require_tls = true\n"));
+}
+
+namespace {
+
+// `minimal` with these lines in its [service.health] table, from line 4 on.
+std::string with_health(std::string_view lines) {
+    return fmt::format(R"([[service]]
+name = "web"
+listen = "127.0.0.1:8080"
+[service.health]
+{}
+[[service.backend]]
+address = "127.0.0.1:3001"
+)",
+                       lines);
+}
+
+}  // namespace
+
+TEST_CASE("health check types and their keys", "[config]") {
+    CHECK(load(minimal).services[0].health.type == CheckType::http);
+    for (const auto& [name, type] : {std::pair{"http", CheckType::http},
+                                     {"tcp", CheckType::tcp},
+                                     {"send-expect", CheckType::send_expect},
+                                     {"redis", CheckType::redis},
+                                     {"postgres", CheckType::postgres},
+                                     {"mysql", CheckType::mysql}}) {
+        INFO(name);
+        CHECK(load(with_health(fmt::format("type = \"{}\"", name))).services[0].health.type ==
+              type);
+        CHECK(to_string(type) == name);
+    }
+    const HealthConfig text =
+        load(with_health("type = \"send-expect\"\nsend = \"PING\\r\\n\"\nexpect = \"+PONG\""))
+            .services[0]
+            .health;
+    CHECK(text.send == "PING\r\n");
+    CHECK(text.expect == "+PONG");
+    const HealthConfig hex =
+        load(with_health("type = \"send-expect\"\nsend_hex = \"50494E470d0a\"\nexpect_hex = \"\""))
+            .services[0]
+            .health;
+    CHECK(hex.send == "PING\r\n");
+    CHECK(hex.expect.empty());
+    // Every other key keeps its meaning for every type.
+    const HealthConfig redis = load(with_health("type = \"redis\"\nport = 6380\ninterval = "
+                                                "\"5s\"\ntimeout = \"2s\"\nrise = 1\nfall = 1"))
+                                   .services[0]
+                                   .health;
+    CHECK(redis.port == 6380);
+    CHECK(redis.timeout == 2s);
+}
+
+TEST_CASE("health keys of another check type are errors", "[config][errors]") {
+    CHECK(error_of(with_health("send = \"PING\\r\\n\"")) ==
+          "t.toml:5:8: service[0].health.send: applies only to type = \"send-expect\" (type is "
+          "\"http\")");
+    CHECK(errors_of(with_health("type = \"tcp\"\npath = \"/x\"\nexpect_status = \"200\"\nhost = "
+                                "\"h\"\nexpect_hex = \"00\"")) ==
+          Errors{
+              "t.toml:6:8: service[0].health.path: applies only to type = \"http\" (type is "
+              "\"tcp\")",
+              "t.toml:7:17: service[0].health.expect_status: applies only to type = \"http\" "
+              "(type is \"tcp\")",
+              "t.toml:8:8: service[0].health.host: applies only to type = \"http\" (type is "
+              "\"tcp\")",
+              "t.toml:9:14: service[0].health.expect_hex: applies only to type = "
+              "\"send-expect\" (type is \"tcp\")",
+          });
+    CHECK(error_of(with_health("type = \"redis\"\nsend = \"PING\\r\\n\"")) ==
+          "t.toml:6:8: service[0].health.send: applies only to type = \"send-expect\" (type is "
+          "\"redis\")");
+    // With a wrong type only the type is reported.
+    CHECK(error_of(with_health("type = \"smtp\"\nsend = \"HELO\\r\\n\"")) ==
+          "t.toml:5:8: service[0].health.type: unknown value \"smtp\"; valid values: \"http\", "
+          "\"tcp\", \"send-expect\", \"redis\", \"postgres\", \"mysql\"");
+}
+
+TEST_CASE("send-expect bytes: hex, one spelling each, a bounded expect", "[config][errors]") {
+    CHECK(error_of(with_health("type = \"send-expect\"\nsend_hex = \"50494g\"")) ==
+          "t.toml:6:12: service[0].health.send_hex: \"50494g\" is not hex; write two hex digits "
+          "per byte, e.g. \"50494e470d0a\"");
+    CHECK(error_of(with_health("type = \"send-expect\"\nexpect_hex = \"504\"")) ==
+          "t.toml:6:14: service[0].health.expect_hex: \"504\" is not hex; write two hex digits "
+          "per byte, e.g. \"50494e470d0a\"");
+    CHECK(error_of(with_health("type = \"send-expect\"\nsend = \"a\"\nsend_hex = \"61\"")) ==
+          "t.toml:7:12: service[0].health.send_hex: set either send or send_hex, not both");
+    CHECK(error_of(with_health("type = \"send-expect\"\nsend_hex = 12")) ==
+          "t.toml:6:12: service[0].health.send_hex: expected a string, got an integer");
+    CHECK(error_of(with_health(fmt::format("type = \"send-expect\"\nexpect = \"{}\"",
+                                           std::string(max_expect_bytes + 1, 'x')))) ==
+          "t.toml:6:10: service[0].health.expect: must be at most 1024 bytes");
+    CHECK(load(with_health(fmt::format("type = \"send-expect\"\nexpect = \"{}\"",
+                                       std::string(max_expect_bytes, 'x'))))
+              .services[0]
+              .health.expect.size() == max_expect_bytes);
 }

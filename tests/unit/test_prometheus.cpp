@@ -131,7 +131,7 @@ TEST_CASE("a backend's check history: transitions, failures by reason, last chan
                                        service_with_backends("unchecked", 1, false)};
     services[0].pool->members[0].backend->check_history.record_failure(CheckFailure::refused);
     services[0].pool->members[0].backend->check_history.record_transition(false, Clock::now());
-    const std::string text = render_prometheus({{}, sample_services(services)});
+    const std::string text = render_prometheus({{}, sample_services(services), {}});
     const auto exposition = parse_prometheus_text(text);
     const test::LabelSet b0{{"service", "checked"}, {"backend", "b0"}};
     auto with = [](test::LabelSet labels, const std::string& key, const std::string& value) {
