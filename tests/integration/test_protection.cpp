@@ -389,5 +389,11 @@ TEST_CASE("50,000 distinct IPv6 sources keep the per-source state bounded", "[pr
     CHECK(metric(admin, "fulcrum_service_accepted_total", svc) == sources);
     const long growth = fulcrum.process().rss_kib() - rss_before;
     INFO("RSS growth: " << growth << " KiB");
+#ifdef FULCRUM_TEST_SANITIZED
+    // AddressSanitizer keeps freed memory in quarantine and adds shadow memory: RSS says
+    // little there. The table's bound above is the one that holds in every build.
+    CHECK(growth < 64 * 1024);
+#else
     CHECK(growth < 16 * 1024);
+#endif
 }
