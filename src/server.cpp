@@ -18,6 +18,7 @@
 
 #include "fulcrum/admin/admin.hpp"
 #include "fulcrum/descriptor_limit.hpp"
+#include "fulcrum/discovery/srv_mapping.hpp"
 #include "fulcrum/lb/backend.hpp"
 #include "fulcrum/net/listener.hpp"
 #include "fulcrum/reload_plan.hpp"
@@ -71,12 +72,15 @@ Server::Server(std::shared_ptr<const Config> config, std::string config_path,
       admin_state_(worker_count(config_->runtime), open_sessions_, worker_counters_) {
     check(uv_loop_init(&loop_), "uv_loop_init");
     health_ = std::make_unique<HealthChecker>(&loop_);
+    discovery_ = std::make_unique<DnsDiscovery>(
+        &loop_, [this](const std::string& service) { on_discovered(service); });
 }
 
 Server::~Server() {
     admin_.reset();    // joins its thread
     workers_.clear();  // joins the threads
     health_.reset();
+    discovery_.reset();
     if (int rc = uv_loop_close(&loop_); rc < 0) {
         spdlog::error("main loop still has handles at exit: {}", uv_strerror(rc));
     }
@@ -116,6 +120,7 @@ int Server::run() {
     } catch (...) {
         admin_.reset();
         health_->stop();
+        discovery_->stop();
         workers_.clear();
         uv_signal_t* signals[] = {&sigint_, &sigterm_, &sighup_};
         for (int i = 0; i < signals_open; ++i) {
@@ -175,6 +180,7 @@ std::string Server::apply(std::shared_ptr<const Config> next) {
             spdlog::info("listening on {} for services {}, chosen by server name",
                          address.numeric(), fmt::join(names, ", "));
         }
+        discovery_->configure(next->services);
     } catch (...) {
         for (const auto& entry : sockets) {
             for (const ListeningSocket& socket : entry.second) ::close(socket.fd);
@@ -191,26 +197,7 @@ std::string Server::apply(std::shared_ptr<const Config> next) {
     std::vector<ServiceState> states;  // in configuration order
     for (const ServiceConfig& service : next->services) {
         const auto old = services_.find(service.name);
-        const bool existed = old != services_.end();
-        ServiceState state;
-        state.config = std::make_shared<const ServiceConfig>(service);
-        state.pool = std::make_shared<const Pool>(
-            service, existed ? old->second.pool.get() : nullptr, workers_.size());
-        state.balancer = std::make_shared<Balancer>(state.pool, service.strategy);
-        // A service keeps its counters and queue for as long as its name stays configured.
-        state.counters =
-            existed ? old->second.counters : std::make_shared<ServiceCounters>(workers_.size());
-        state.queue = existed ? old->second.queue : std::make_shared<WaitQueue>();
-        state.admission = std::make_shared<Admission>(
-            service.limits, existed ? old->second.admission.get() : nullptr);
-        if (existed) {
-            // Backends that left start their drain deadline; sessions on them continue.
-            for (const PoolMember& member : old->second.pool->members) {
-                if (state.pool->find(member.config.name) == nullptr) {
-                    member.backend->mark_leaving(steady_now_ms());
-                }
-            }
-        }
+        ServiceState state = next_state(service, old != services_.end() ? &old->second : nullptr);
         next_services[service.name] = state;
         states.push_back(state);
     }
@@ -284,6 +271,49 @@ std::string Server::apply(std::shared_ptr<const Config> next) {
     return plan.summary;
 }
 
+ServiceState Server::next_state(const ServiceConfig& configured, const ServiceState* old) const {
+    const ServiceConfig service =
+        with_discovered_backends(configured, discovery_->backends(configured.name));
+    ServiceState state;
+    state.config = std::make_shared<const ServiceConfig>(service);
+    state.pool = std::make_shared<const Pool>(service, old != nullptr ? old->pool.get() : nullptr,
+                                              workers_.size());
+    state.balancer = std::make_shared<Balancer>(state.pool, service.strategy);
+    // A service keeps its counters and queue for as long as its name stays configured.
+    state.counters =
+        old != nullptr ? old->counters : std::make_shared<ServiceCounters>(workers_.size());
+    state.queue = old != nullptr ? old->queue : std::make_shared<WaitQueue>();
+    state.admission = std::make_shared<Admission>(service.limits,
+                                                  old != nullptr ? old->admission.get() : nullptr);
+    state.discovery = discovery_->stats(service.name);
+    if (old != nullptr) {
+        // Backends that left start their drain deadline; sessions on them continue.
+        for (const PoolMember& member : old->pool->members) {
+            if (state.pool->find(member.config.name) == nullptr) {
+                member.backend->mark_leaving(steady_now_ms());
+            }
+        }
+    }
+    return state;
+}
+
+void Server::on_discovered(const std::string& name) {
+    const auto state = services_.find(name);
+    const auto configured = std::ranges::find(config_->services, name, &ServiceConfig::name);
+    if (stopping_ || state == services_.end() || configured == config_->services.end()) return;
+    state->second = next_state(*configured, &state->second);
+    const std::vector<ServiceState> states = states_in_order();
+    publish(states);
+    health_->configure(states);
+}
+
+std::vector<ServiceState> Server::states_in_order() const {
+    std::vector<ServiceState> states;
+    for (const ServiceConfig& service : config_->services)
+        states.push_back(services_.at(service.name));
+    return states;
+}
+
 void Server::on_ramp_tick(uv_timer_t* timer) {
     static_cast<Server*>(timer->data)->refresh_weights();
 }
@@ -306,10 +336,7 @@ void Server::refresh_weights() {
         moved = true;
     }
     if (!moved) return;
-    std::vector<ServiceState> states;
-    for (const ServiceConfig& service : config_->services)
-        states.push_back(services_.at(service.name));
-    publish(states);
+    publish(states_in_order());
 }
 
 std::vector<std::pair<std::string, std::shared_ptr<const ListenRoutes>>> Server::listen_routes(
@@ -388,6 +415,7 @@ void Server::stop() {
     uv_timer_stop(&ramp_timer_);
     admin_state_.begin_shutdown();  // /healthz answers 503 from now on
     health_->stop();
+    discovery_->stop();
     for (auto& worker : workers_) worker->request_stop();
 }
 

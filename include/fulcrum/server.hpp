@@ -13,6 +13,7 @@
 
 #include "fulcrum/admin/admin.hpp"
 #include "fulcrum/config/config.hpp"
+#include "fulcrum/discovery/dns_discovery.hpp"
 #include "fulcrum/health/health.hpp"
 #include "fulcrum/net/worker.hpp"
 #include "fulcrum/stats/metrics.hpp"
@@ -41,6 +42,14 @@ private:
     static void on_ramp_tick(uv_timer_t* timer);
     static void on_weight_set(uv_async_t* handle);
     void refresh_weights();
+    // The state of `service` (as configured) with the backends discovery has for it,
+    // carried over from `old` (nullptr for a new service) as a reload does: backends keep
+    // their identity by name, and those that left start their drain deadline.
+    ServiceState next_state(const ServiceConfig& service, const ServiceState* old) const;
+    // Discovery found a new set for `service`: publishes its new pool.
+    void on_discovered(const std::string& service);
+    // Every service's state, in configuration order.
+    std::vector<ServiceState> states_in_order() const;
     // Hands `states` (configuration order) to every worker, and to the admin endpoint.
     void publish(const std::vector<ServiceState>& states);
     // The routes of every listen address of `config`, by listener_key, for one worker;
@@ -73,6 +82,7 @@ private:
     // By listener_key: kept for as long as the address is served.
     std::map<std::string, std::shared_ptr<ListenCounters>> listen_counters_;
     std::unique_ptr<HealthChecker> health_;
+    std::unique_ptr<DnsDiscovery> discovery_;
     std::vector<std::unique_ptr<Worker>> workers_;
     WorkerCounters worker_counters_;      // one slot per worker
     AdminState admin_state_;              // what the admin endpoint reads

@@ -111,7 +111,7 @@ json backend_json(const PoolMember& member, const ServiceConfig& service) {
     json out = {
         {"name", member.config.name},
         {"address", member.config.address.text},
-        {"source", "static"},  // [[service.backend]]: the only source so far
+        {"source", to_string(member.config.source)},
         {"resolved", member.config.address.numeric()},
         {"weight", member.base_weight()},
         {"configured_weight", member.config.weight},
@@ -139,6 +139,29 @@ json backend_json(const PoolMember& member, const ServiceConfig& service) {
     return out;
 }
 
+// A service's [service.discovery] and what its latest resolution gave.
+json discovery_json(const DiscoveryConfig& discovery, const DiscoveryStats& stats) {
+    const int last = stats.last_result.load(std::memory_order_relaxed);
+    json last_resolution = nullptr;  // none yet
+    if (last >= 0) {
+        const std::chrono::duration<double> since_epoch(
+            stats.last_seconds.load(std::memory_order_relaxed));
+        const auto at = std::chrono::system_clock::time_point(
+            std::chrono::duration_cast<std::chrono::system_clock::duration>(since_epoch));
+        last_resolution = {
+            {"time", utc_text(at)},
+            {"seconds_ago", unix_seconds(std::chrono::system_clock::now()) - since_epoch.count()},
+            {"result", to_string(static_cast<ResolutionResult>(last))},
+        };
+    }
+    return {
+        {"type", to_string(discovery.type)},
+        {"name", discovery.name},
+        {"backends", stats.backends.load(std::memory_order_relaxed)},
+        {"last_resolution", std::move(last_resolution)},
+    };
+}
+
 json status_json(const AdminState& state) {
     const auto snapshot = state.snapshot();
     const ProcessSample process = state.process();
@@ -159,6 +182,10 @@ json status_json(const AdminState& state) {
             {"queue_length", service.queue->length()},
             {"backends", std::move(backends)},
         });
+        if (service.config->discovery && service.discovery) {
+            services.back()["discovery"] =
+                discovery_json(*service.config->discovery, *service.discovery);
+        }
     }
     return {
         {"version", FULCRUM_VERSION},

@@ -342,6 +342,24 @@ std::string render_prometheus(const MetricsSample& sample) {
     for (const ServiceSample& s : sample.services) {
         out.sample("fulcrum_limits_tracked_sources", {{"service", s.name}}, s.tracked_sources);
     }
+    out.family("fulcrum_discovery_resolutions_total", "counter",
+               "DNS resolutions of [service.discovery], by result.");
+    for (const ServiceSample& s : sample.services) {
+        if (!s.discovery) continue;
+        for (std::size_t result = 0; result < resolution_result_count; ++result) {
+            out.sample(
+                "fulcrum_discovery_resolutions_total",
+                {{"service", s.name}, {"result", to_string(static_cast<ResolutionResult>(result))}},
+                s.discovery->resolutions[result]);
+        }
+    }
+    out.family("fulcrum_discovery_backends", "gauge",
+               "Backends [service.discovery] found, in the set in use.");
+    for (const ServiceSample& s : sample.services) {
+        if (s.discovery) {
+            out.sample("fulcrum_discovery_backends", {{"service", s.name}}, s.discovery->backends);
+        }
+    }
 
     for (const BackendMetric& metric : backend_metrics) {
         out.family(metric.name, metric.type, metric.help);
@@ -421,6 +439,14 @@ std::vector<ServiceSample> sample_services(const std::vector<ServiceState>& serv
         });
         s.queue_length = service.queue ? service.queue->length() : 0;
         s.tracked_sources = service.admission ? service.admission->tracked_sources() : 0;
+        if (service.discovery) {
+            DiscoverySample& discovery = s.discovery.emplace();
+            for (std::size_t i = 0; i < resolution_result_count; ++i) {
+                discovery.resolutions[i] =
+                    service.discovery->resolutions[i].load(std::memory_order_relaxed);
+            }
+            discovery.backends = service.discovery->backends.load(std::memory_order_relaxed);
+        }
         for (const PoolMember& member : service.pool->members) {
             const Backend* backend = member.backend.get();
             BackendSample& b = s.backends.emplace_back();

@@ -408,11 +408,12 @@ void Section::error(std::string_view key, std::string_view message) {
     errors_.add(value != nullptr ? *value : table_, path_of(key), message);
 }
 
-const Value* Section::array_of_tables(std::string_view key) {
+const Value* Section::array_of_tables(std::string_view key, Need need) {
     const Value* value = find(key);
     const std::string path = path_of(key);
     const std::string header = header_name(path);
     if (value == nullptr) {
+        if (need == Need::optional) return nullptr;
         error(key, fmt::format("missing required key; add at least one [[{}]]", header));
         return nullptr;
     }
@@ -422,7 +423,7 @@ const Value* Section::array_of_tables(std::string_view key) {
                                 type_name(value->type())));
         return nullptr;
     }
-    if (value->as_array().empty()) {
+    if (value->as_array().empty() && need == Need::required) {
         error(key, fmt::format("empty {} list; add at least one [[{}]]", key, header));
     }
     return value;

@@ -62,6 +62,16 @@ constexpr std::array<Choice<CheckType>, 6> check_type_choices{{
     {"mysql", CheckType::mysql},
 }};
 
+constexpr std::array<Choice<DiscoveryType>, 2> discovery_type_choices{{
+    {"dns-a", DiscoveryType::dns_a},
+    {"dns-srv", DiscoveryType::dns_srv},
+}};
+
+constexpr std::array<Choice<BackendSource>, 2> backend_source_names{{
+    {"static", BackendSource::configured},
+    {"dns", BackendSource::dns},
+}};
+
 constexpr std::array<Choice<std::optional<ProxyVersion>>, 3> send_proxy_choices{{
     {"off", std::nullopt},
     {"v1", ProxyVersion::v1},
@@ -197,6 +207,34 @@ Address to_backend_address(const Value& value) {
     Address address = to_address(value);
     if (address.port() == 0) throw Invalid("port 0 is not allowed for a backend (use 1-65535)");
     return address;
+}
+
+// A nameserver: a numeric IP, with a port (":53" when an IPv4 address has none).
+Address to_resolver(const Value& value) {
+    std::string text = to_string_value(value);
+    if (text.find(':') == std::string::npos) text += ":53";
+    Address address;
+    try {
+        address = parse_address(text);
+    } catch (const AddressError& error) {
+        throw Invalid(error.what());
+    }
+    // A host name here would need a resolver to find the resolver.
+    if (address.numeric() != text) {
+        throw Invalid(
+            fmt::format("\"{}\" is not a numeric address; write e.g. \"10.0.0.2:53\" "
+                        "or \"[fd00::2]:53\"",
+                        to_string_value(value)));
+    }
+    return address;
+}
+
+Duration to_discovery_interval(const Value& value) {
+    const Duration duration = to_duration(value);
+    if (duration < min_discovery_interval) {
+        throw Invalid(fmt::format("must be at least {}", format_duration(min_discovery_interval)));
+    }
+    return duration;
 }
 
 Cidr to_cidr(const Value& value) {
@@ -395,6 +433,32 @@ void read_passive(Section& section, PassiveConfig& passive) {
     section.read("cooldown", passive.cooldown, to_positive_duration);
 }
 
+void read_discovery(Section& section, DiscoveryConfig& discovery) {
+    const Outcome type =
+        section.read("type", discovery.type, one_of(discovery_type_choices), Need::required);
+    section.read("name", discovery.name, to_name, Need::required);
+    if (type == Outcome::valid && discovery.type == DiscoveryType::dns_a) {
+        section.read("port", discovery.port, integer_in_range<int>(1, 65535), Need::required);
+    } else if (type == Outcome::valid && section.find("port") != nullptr) {
+        section.error("port", "applies only to type = \"dns-a\" (SRV answers carry the port)");
+    }
+    if (section.read_list("resolvers", discovery.resolvers, to_resolver) == Outcome::valid &&
+        discovery.resolvers.empty()) {
+        section.error("resolvers", "must not be empty; leave it out for /etc/resolv.conf's");
+    }
+    const Outcome interval = section.read("interval", discovery.interval, to_discovery_interval);
+    const Outcome min_ttl = section.read("min_ttl", discovery.min_ttl, to_discovery_interval);
+    section.read("hold", discovery.hold, to_duration);
+    section.read("timeout", discovery.timeout, to_positive_duration);
+    if (interval != Outcome::invalid && min_ttl != Outcome::invalid &&
+        discovery.min_ttl > discovery.interval) {
+        section.error(
+            min_ttl == Outcome::valid ? "min_ttl" : "interval",
+            fmt::format("min_ttl ({}) must not be longer than interval ({})",
+                        format_duration(discovery.min_ttl), format_duration(discovery.interval)));
+    }
+}
+
 BackendConfig read_backend(Section& section, const ServiceConfig& service) {
     BackendConfig backend;
     backend.send_proxy = service.send_proxy;
@@ -450,8 +514,13 @@ ServiceConfig read_service(Section& section) {
     section.read("drain_timeout", service.drain_timeout, to_positive_duration);
     section.read("slow_start", service.slow_start, to_duration);
 
+    // Read before the backends, which are optional when it is there.
+    section.table("discovery", [&](Section& discovery) {
+        read_discovery(discovery, service.discovery.emplace());
+    });
+    const Need backends = service.discovery ? Need::optional : Need::required;
     Owners backend_names;
-    section.required_tables("backend", [&](Section& item) {
+    section.tables("backend", backends, [&](Section& item) {
         BackendConfig backend = read_backend(item, service);
         if (!backend.name.empty()) {
             // A defaulted name is the address: blame the key the user wrote.
@@ -488,6 +557,12 @@ std::string_view to_string(CheckType v) {
 }
 std::string_view to_string(StrategyKind v) {
     return name_of(strategy_choices, v);
+}
+std::string_view to_string(DiscoveryType v) {
+    return name_of(discovery_type_choices, v);
+}
+std::string_view to_string(BackendSource v) {
+    return name_of(backend_source_names, v);
 }
 std::string_view to_string(std::optional<ProxyVersion> v) {
     return name_of(send_proxy_choices, v);
@@ -568,7 +643,7 @@ void read_config(Section& root, Config& config) {
     }
     Owners service_names;
     std::map<std::string, SharedListen> shared;  // by numeric listen address
-    root.required_tables("service", [&](Section& section) {
+    root.tables("service", Need::required, [&](Section& section) {
         ServiceConfig service = read_service(section);
         if (!service.name.empty()) {
             claim(service_names, service.name, "service name", section, "name", section.path());

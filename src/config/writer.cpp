@@ -171,6 +171,28 @@ std::string to_toml(const Config& config) {
         line("window", toml_string(passive.window));
         line("cooldown", toml_string(passive.cooldown));
 
+        if (const auto& discovery = service.discovery) {
+            out += "\n[service.discovery]\n";
+            line("type", toml_string(to_string(discovery->type)));
+            line("name", toml_string(discovery->name));
+            if (discovery->type == DiscoveryType::dns_a) {
+                line("port", std::to_string(discovery->port));
+            }
+            if (discovery->resolvers.empty()) {
+                out += "# resolvers is not set: the nameservers of /etc/resolv.conf.\n";
+            } else {
+                std::vector<std::string> resolvers;
+                for (const Address& resolver : discovery->resolvers) {
+                    resolvers.push_back(toml_string(resolver.text));
+                }
+                line("resolvers", fmt::format("[{}]", fmt::join(resolvers, ", ")));
+            }
+            line("interval", toml_string(discovery->interval));
+            line("min_ttl", toml_string(discovery->min_ttl));
+            line("hold", toml_string(discovery->hold));
+            line("timeout", toml_string(discovery->timeout));
+        }
+
         for (const BackendConfig& backend : service.backends) {
             out += "\n[[service.backend]]\n";
             line("name", toml_string(backend.name));

@@ -12,6 +12,7 @@
 
 #include "fulcrum/config/config.hpp"
 #include "fulcrum/stats/check_history.hpp"
+#include "fulcrum/stats/discovery_stats.hpp"
 #include "fulcrum/stats/metrics.hpp"
 
 namespace fulcrum {
@@ -45,6 +46,12 @@ struct BackendSample {
     std::optional<CheckHistorySample> checks;       // likewise
 };
 
+// A service's DNS discovery, for services that have one.
+struct DiscoverySample {
+    std::array<std::uint64_t, resolution_result_count> resolutions{};  // by ResolutionResult
+    std::uint64_t backends = 0;
+};
+
 struct ServiceSample {
     std::string name;
     std::uint64_t accepted = 0;
@@ -57,6 +64,7 @@ struct ServiceSample {
     std::uint64_t sni_routed = 0;
     std::uint64_t queue_length = 0;
     std::uint64_t tracked_sources = 0;  // entries of the per-source limits' table
+    std::optional<DiscoverySample> discovery;
     std::vector<BackendSample> backends;
 };
 

@@ -101,6 +101,10 @@ struct PassiveConfig {
     bool operator==(const PassiveConfig&) const = default;
 };
 
+// Where a backend comes from: [[service.backend]] or [service.discovery].
+enum class BackendSource { configured, dns };
+std::string_view to_string(BackendSource v);  // "static", "dns"
+
 struct BackendConfig {
     std::string name;  // defaults to the address text
     Address address;
@@ -113,6 +117,7 @@ struct BackendConfig {
     int max_connections = 0;
     // Used only while no other (primary) backend is routable.
     bool backup = false;
+    BackendSource source = BackendSource::configured;
 
     bool operator==(const BackendConfig&) const = default;
 };
@@ -127,6 +132,31 @@ struct LimitsConfig {
 
     bool per_source() const { return max_connections_per_source > 0 || connection_rate_per_source; }
     bool operator==(const LimitsConfig&) const = default;
+};
+
+enum class DiscoveryType {
+    dns_a,    // the A and AAAA records of `name`, on `port`
+    dns_srv,  // the SRV records of `name`, each target on its own port
+};
+std::string_view to_string(DiscoveryType v);
+
+// The shortest interval and min_ttl: re-resolving more often only loads the resolvers.
+inline constexpr Duration min_discovery_interval = std::chrono::milliseconds(100);
+
+// Backends found in DNS and re-resolved while the service runs ([service.discovery]).
+struct DiscoveryConfig {
+    DiscoveryType type = DiscoveryType::dns_a;
+    std::string name;                // the record resolved
+    int port = 0;                    // dns-a: the traffic port (SRV answers carry their own)
+    std::vector<Address> resolvers;  // numeric; empty: the nameservers of /etc/resolv.conf
+    Duration interval = std::chrono::seconds(5);  // at least this often; a shorter TTL wins
+    Duration min_ttl = std::chrono::seconds(1);   // a TTL below this counts as this
+    // On resolver errors (timeout, SERVFAIL, NXDOMAIN) the last good answer is kept this
+    // long, counted from the first error after it.
+    Duration hold = std::chrono::minutes(5);
+    Duration timeout = std::chrono::seconds(2);  // for a query, its retry included
+
+    bool operator==(const DiscoveryConfig&) const = default;
 };
 
 struct ServiceConfig {
@@ -163,6 +193,10 @@ struct ServiceConfig {
     LimitsConfig limits;
     HealthConfig health;
     PassiveConfig passive;
+    // Set: more backends come from DNS, and [[service.backend]] becomes optional.
+    std::optional<DiscoveryConfig> discovery;
+    // As configured, or, in the running state of a service with discovery, the configured
+    // ones followed by those discovered.
     std::vector<BackendConfig> backends;
 
     bool operator==(const ServiceConfig&) const = default;

@@ -152,10 +152,10 @@ public:
     }
 
     // Reads each table of the array of tables `key` ([[service]], ...) with `read_item`.
-    // At least one is required.
+    // With Need::required, at least one.
     template <typename ReadItem>
-    void required_tables(std::string_view key, ReadItem read_item) {
-        const Value* items = array_of_tables(key);
+    void tables(std::string_view key, Need need, ReadItem read_item) {
+        const Value* items = array_of_tables(key, need);
         if (items == nullptr) return;
         const std::string path = path_of(key);
         for (std::size_t i = 0; i < items->size(); ++i) {
@@ -174,9 +174,9 @@ public:
     void report_unknown_keys();
 
 private:
-    // The array `key` of required_tables; nullptr, with the error reported, when it is
-    // missing or not an array.
-    const Value* array_of_tables(std::string_view key);
+    // The array `key` of tables(); nullptr when it is absent (an error when required) or
+    // not an array.
+    const Value* array_of_tables(std::string_view key, Need need);
     std::string unknown_key_message(std::string_view key) const;
 
     Errors& errors_;

@@ -11,11 +11,13 @@
 #include "fulcrum/lb/balancer.hpp"
 #include "fulcrum/lb/wait_queue.hpp"
 #include "fulcrum/limits/admission.hpp"
+#include "fulcrum/stats/discovery_stats.hpp"
 #include "fulcrum/stats/metrics.hpp"
 
 namespace fulcrum {
 
 struct ServiceState {
+    // As configured, with the backends discovery found after the configured ones.
     std::shared_ptr<const ServiceConfig> config;
     std::shared_ptr<const Pool> pool;
     std::shared_ptr<Balancer> balancer;  // built from `pool`, shared by every worker
@@ -24,6 +26,7 @@ struct ServiceState {
     // for a backend slot survive a reload.
     std::shared_ptr<WaitQueue> queue;
     std::shared_ptr<Admission> admission;  // built from config->limits, state carried over
+    std::shared_ptr<const DiscoveryStats> discovery;  // with [service.discovery] only
 };
 
 }  // namespace fulcrum
