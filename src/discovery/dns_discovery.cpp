@@ -151,8 +151,9 @@ struct DnsDiscovery::Watch {
                     }
                     std::erase_if(srv.records, [](const SrvTarget& r) { return r.ip.empty(); });
                     std::vector<BackendConfig> found = backends_from_srv(srv.records, service);
-                    finish(found.empty() ? ResolutionResult::empty : ResolutionResult::ok,
-                           std::move(found), srv.ttl);
+                    const ResolutionResult outcome =
+                        found.empty() ? ResolutionResult::empty : ResolutionResult::ok;
+                    finish(outcome, std::move(found), srv.ttl);
                 });
         }
     }

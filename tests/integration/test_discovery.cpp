@@ -102,8 +102,10 @@ json service_status(std::uint16_t admin) {
 
 // The names of the service's backends in /status.
 std::set<std::string> backend_names(std::uint16_t admin) {
+    const json service = service_status(admin);
     std::set<std::string> names;
-    for (const json& backend : service_status(admin)["backends"]) names.insert(backend["name"]);
+    for (const json& backend : service["backends"])
+        names.insert(backend["name"].get<std::string>());
     return names;
 }
 
@@ -112,7 +114,8 @@ bool has_backends(std::uint16_t admin, const std::set<std::string>& names) {
 }
 
 json backend_named(std::uint16_t admin, const std::string& name) {
-    for (const json& backend : service_status(admin)["backends"]) {
+    const json service = service_status(admin);
+    for (const json& backend : service["backends"]) {
         if (backend["name"] == name) return backend;
     }
     FAIL("no backend " << name);
@@ -344,8 +347,8 @@ TEST_CASE(
         {listen, admin});
     const std::string name = "127.0.0.1:" + std::to_string(echo.port());
 
-    for (const auto [mode, result] : {std::pair{ScriptedDns::Mode::servfail, "servfail"},
-                                      std::pair{ScriptedDns::Mode::silent, "timeout"}}) {
+    for (const auto& [mode, result] : {std::pair{ScriptedDns::Mode::servfail, "servfail"},
+                                       std::pair{ScriptedDns::Mode::silent, "timeout"}}) {
         dns.set(ScriptedDns::Mode::answer);
         REQUIRE(poll_until([&] { return has_backends(admin, {name}); }, 10s));
         const double before = resolutions(admin, result);

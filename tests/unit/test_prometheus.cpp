@@ -34,7 +34,8 @@ ServiceState service_with_backends(const std::string& name, std::size_t workers,
             std::make_shared<Balancer>(pool, config->strategy, 1),
             std::make_shared<ServiceCounters>(workers),
             std::make_shared<WaitQueue>(),
-            std::make_shared<Admission>(config->limits, nullptr)};
+            std::make_shared<Admission>(config->limits, nullptr),
+            nullptr};
 }
 
 }  // namespace
