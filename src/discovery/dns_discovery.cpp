@@ -142,6 +142,8 @@ struct DnsDiscovery::Watch {
                         srv.records[i].ip = preferred_ip(std::move(addresses.ips));
                         srv.ttl = std::min(srv.ttl, addresses.ttl);
                     } else if (is_resolver_error(result)) {
+                        spdlog::debug("{}: target {}: {}", label(), srv.records[i].target,
+                                      to_string(result));
                         round->error = result;
                     }  // a target without addresses is left out
                     if (--round->pending > 0) return;

@@ -123,10 +123,14 @@ DnsResolver::Ptr DnsResolver::open(uv_loop_t* loop, const std::vector<Address>& 
     options.domains = nullptr;
     char lookups[] = "b";  // DNS only, not /etc/hosts
     options.lookups = lookups;
+    // SERVFAIL and REFUSED answers reach the callback as such: without this, c-ares 1.18
+    // tries the next server and then reports "could not contact DNS servers", the same as
+    // for an unreachable one. Timeouts still move on to the next server.
+    options.flags = ARES_FLAG_NOCHECKRESP;
     options.sock_state_cb = on_socket_state;
     options.sock_state_cb_data = resolver.get();
-    const int mask = ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_DOMAINS | ARES_OPT_LOOKUPS |
-                     ARES_OPT_SOCK_STATE_CB;
+    const int mask = ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_DOMAINS |
+                     ARES_OPT_LOOKUPS | ARES_OPT_SOCK_STATE_CB;
     if (const int rc = ares_init_options(&resolver->channel_, &options, mask); rc != ARES_SUCCESS) {
         resolver->channel_ = nullptr;
         throw std::runtime_error(fmt::format("c-ares: {}", ares_strerror(rc)));

@@ -49,16 +49,14 @@ public:
         process_.reset();  // SIGKILL and reap: the port is free again at once
         const std::string conf = dir_.write("dnsmasq.conf", records + "\nlocal=/test/\n");
         std::vector<std::string> argv{dnsmasq_binary,
-                                      "--no-daemon",
-                                      "--port=" + std::to_string(port_),
-                                      "--listen-address=127.0.0.1",
-                                      "--bind-interfaces",
-                                      "--no-resolv",
-                                      "--no-hosts",
-                                      "--log-facility=-",
+                                      // Not --no-daemon: that also answers TCP in the
+                                      // main process, which then serves no UDP while a
+                                      // TCP client (c-ares after a truncation) stays.
+                                      "--keep-in-foreground", "--port=" + std::to_string(port_),
+                                      "--listen-address=127.0.0.1", "--bind-interfaces",
+                                      "--no-resolv", "--no-hosts", "--log-facility=-",
                                       "--pid-file=" + dir_.path() + "/pid",
-                                      "--local-ttl=" + std::to_string(ttl_),
-                                      "--conf-file=" + conf};
+                                      "--local-ttl=" + std::to_string(ttl_), "--conf-file=" + conf};
         // As root dnsmasq would drop to "nobody", which cannot read the temporary files.
         if (::geteuid() == 0) argv.push_back("--user=root");
         process_.emplace(argv);
