@@ -266,15 +266,30 @@ TEST_CASE("the whole exposition passes promtool check metrics", "[admin]") {
              << version.output);
     }
     // Every family at once: checked backends (probe histograms, check history), a limit
-    // and a queue, per-source limits, a drained backend and a service without checks.
+    // and a queue, per-source limits, a drained backend, a service without checks and
+    // one with DNS discovery (whose resolver refuses: resolutions counted as errors).
     DemoBackend alpha("alpha");
     NamedEcho echo("e");
     ServiceSpec checked = service_to({alpha.port(), free_port()}, "", "checked");
     checked.health = fast_probes;
     ServiceSpec limited =
         service_to({echo.port()}, "queue_timeout = \"1s\"\nqueue_max = 10", "limited");
+    ServiceSpec discovered =
+        service_to({},
+                   "discovery = { type = \"dns-a\", name = \"web.svc.test\", port = 1, resolvers = "
+                   "[\"127.0.0.1:" +
+                       std::to_string(free_port()) +
+                       "\"], interval = \"100ms\", "
+                       "min_ttl = \"100ms\", timeout = \"100ms\" }",
+                   "discovered");
     const std::uint16_t admin = free_port();
-    Fulcrum fulcrum = start_with_admin({checked, limited}, admin);
+    Fulcrum fulcrum = start_with_admin({checked, limited, discovered}, admin);
+    REQUIRE(poll_until(
+        [&] {
+            return scrape(admin).value("fulcrum_discovery_resolutions_total",
+                                       {{"service", "discovered"}, {"result", "error"}}) > 0;
+        },
+        10s));
     REQUIRE(poll_until(
         [&] { return status_of(admin)["services"][0]["backends"][1]["health"] == "down"; }, 10s));
     for (int i = 0; i < 3; ++i) CHECK(connect_named(limited.listen).second == "e");

@@ -38,9 +38,8 @@ public:
     // Its counters, kept while the service has discovery; nullptr without.
     std::shared_ptr<const DiscoveryStats> stats(const std::string& service) const;
 
-    struct Watch;
-
 private:
+    struct Watch;
     struct Closer {
         void operator()(Watch* watch) const;
     };

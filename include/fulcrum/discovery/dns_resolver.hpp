@@ -56,7 +56,7 @@ public:
 
 private:
     struct Poll;
-    DnsResolver(uv_loop_t* loop) : loop_(loop) {}
+    explicit DnsResolver(uv_loop_t* loop) : loop_(loop) {}
     ~DnsResolver() = default;
     // Cancels the queries (their callbacks do not run), closes the handles and frees this
     // once the timer's close callback ran.
