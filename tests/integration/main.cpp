@@ -1,5 +1,5 @@
-// Catch2 runner for the integration tests.
-#define CATCH_CONFIG_RUNNER
+// Catch2 runner for the integration tests (Catch2 itself is in
+// tests/support/catch_session.cpp).
 #include <catch2/catch.hpp>
 
 #include <csignal>
