@@ -1,3 +1,12 @@
-// Catch2's implementation, compiled once for both test programs (each has its own main).
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
+
+#include "catch_session.hpp"
+
+namespace fulcrum::test {
+
+int run_catch_session(int argc, char** argv) {
+    return Catch::Session().run(argc, argv);
+}
+
+}  // namespace fulcrum::test

@@ -1,4 +1,4 @@
-// Catch2 runner for the unit tests (Catch2 itself is in tests/support/catch_session.cpp).
-#include <catch2/catch.hpp>
+// Catch2 runner for the unit tests.
+#include "../support/catch_session.hpp"
 
-int main(int argc, char** argv) { return Catch::Session().run(argc, argv); }
+int main(int argc, char** argv) { return fulcrum::test::run_catch_session(argc, argv); }
