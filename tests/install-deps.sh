@@ -14,7 +14,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 packages=(
     build-essential g++ meson ninja-build pkg-config cmake
     libuv1-dev libcpp-httplib-dev libtoml11-dev catch2 libspdlog-dev libcli11-dev
-    nlohmann-json3-dev libssl-dev clang-format python3 curl openssl
+    nlohmann-json3-dev libssl-dev libsystemd-dev clang-format python3 curl openssl
 )
 browser_driver=false
 for option in "$@"; do
@@ -22,10 +22,11 @@ for option in "$@"; do
         --bench) packages+=(haproxy nginx libnginx-mod-stream wrk socat) ;;
         --fuzz) packages+=(clang libclang-rt-dev) ;;
         --test)
-            # promtool; Redis and PostgreSQL servers for the health checks; Chromium and
+            # promtool; Redis and PostgreSQL servers for the health checks; systemd-analyze
+            # and man for the install test; Chromium and
             # Node.js for the status page's browser test (Debian's npm unless the nodejs
             # in place brings its own).
-            packages+=(prometheus redis-server postgresql chromium nodejs)
+            packages+=(prometheus redis-server postgresql chromium nodejs systemd man-db)
             command -v npm >/dev/null || packages+=(npm)
             browser_driver=true
             ;;
