@@ -42,7 +42,9 @@ ulimit -n 20000 2>/dev/null || true
 setup build -Doptimization=2 -Ddebug=false -Dwerror=true
 # -O1 keeps sanitizer stack traces readable and the run much faster than -O0.
 # (tests/meson.build turns off one false GCC 12 warning for the tests in this build.)
-setup build-asan -Dwerror=true -Ddebug=false -Dcpp_args=-g1 -Doptimization=1 \
+# No vptr check: it proves a vtable readable by writing it to a pipe(), so when a test
+# runs fulcrum out of descriptors every virtual call reports "invalid vptr".
+setup build-asan -Dwerror=true -Ddebug=false -Dcpp_args='-g1 -fno-sanitize=vptr' -Doptimization=1 \
     -Db_sanitize=address,undefined -Db_lundef=false
 setup build-tsan -Dwerror=true -Ddebug=false -Dcpp_args=-g1 -Doptimization=1 \
     -Db_sanitize=thread -Db_lundef=false
