@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
         return 0;
     }
 
-    fulcrum::configure_logging(config.log.level);
+    fulcrum::configure_logging(config.log);
     try {
         return fulcrum::Server(std::make_shared<const fulcrum::Config>(std::move(config)),
                                config_path, log_level)

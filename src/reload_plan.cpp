@@ -86,6 +86,9 @@ ReloadPlan plan_reload(const Config& before, const Config& after) {
             plan.need_restart.push_back("runtime.workers");
         }
         if (after.admin.listen != before.admin.listen) plan.need_restart.push_back("admin.listen");
+        // The logger is built once, before the workers log through it.
+        if (after.log.format != before.log.format) plan.need_restart.push_back("log.format");
+        if (after.log.target != before.log.target) plan.need_restart.push_back("log.target");
     }
     plan.summary = summary.empty() ? "no changes" : fmt::format("{}", fmt::join(summary, "; "));
     return plan;

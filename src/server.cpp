@@ -107,6 +107,9 @@ int Server::run() {
         ramp_timer_.data = this;
         check(uv_async_init(&loop_, &weight_set_, on_weight_set), "uv_async_init");
         weight_set_.data = this;
+        check(uv_timer_init(&loop_, &grace_timer_), "uv_timer_init");
+        grace_timer_.data = this;
+        notifier_ = std::make_unique<SystemdNotifier>(&loop_, [this] { return status_text(); });
         admin_state_.on_weight_set([this] { uv_async_send(&weight_set_); });
         for (unsigned i = 0; i < count; ++i) {
             workers_.push_back(std::make_unique<Worker>(i, count, config_, open_sessions_,
@@ -127,9 +130,11 @@ int Server::run() {
             uv_close(reinterpret_cast<uv_handle_t*>(signals[i]), nullptr);
         }
         for (uv_handle_t* handle : {reinterpret_cast<uv_handle_t*>(&ramp_timer_),
-                                    reinterpret_cast<uv_handle_t*>(&weight_set_)}) {
+                                    reinterpret_cast<uv_handle_t*>(&weight_set_),
+                                    reinterpret_cast<uv_handle_t*>(&grace_timer_)}) {
             if (handle->data != nullptr) uv_close(handle, nullptr);
         }
+        if (notifier_) notifier_->close();
         admin_state_.on_weight_set(nullptr);
         uv_close(reinterpret_cast<uv_handle_t*>(&worker_stopped_), nullptr);
         uv_run(&loop_, UV_RUN_DEFAULT);
@@ -139,6 +144,7 @@ int Server::run() {
     if (admin_) admin_->start();
     spdlog::info("fulcrum {} running with {} worker{} (pid {})", FULCRUM_VERSION, count,
                  count == 1 ? "" : "s", getpid());
+    notifier_->ready();  // every listener is bound: connections wait in its backlog
 
     uv_run(&loop_, UV_RUN_DEFAULT);
     admin_.reset();    // stops it and joins its thread
@@ -392,6 +398,7 @@ void Server::reload() {
         spdlog::warn("SIGHUP: running the embedded default, there is no file to reload");
         return;
     }
+    notifier_->reloading();
     try {
         Config loaded = load_config_file(config_path_);
         if (!log_level_override_.empty()) loaded.log.level = log_level_override_;
@@ -400,6 +407,7 @@ void Server::reload() {
         spdlog::default_logger()->set_level(spdlog::level::from_str(config_->log.level));
         spdlog::info("reloaded {}: {}", config_path_, summary);
         admin_state_.count_reload(true);
+        notifier_->ready();
         return;
     } catch (const ConfigError& e) {
         for (const std::string& line : e.errors()) spdlog::error("reload: {}", line);
@@ -408,15 +416,45 @@ void Server::reload() {
     }
     spdlog::error("reload rejected: still running the previous configuration");
     admin_state_.count_reload(false);
+    notifier_->ready();
 }
 
 void Server::stop() {
     stopping_ = true;
-    uv_timer_stop(&ramp_timer_);
+    notifier_->stopping();
     admin_state_.begin_shutdown();  // /healthz answers 503 from now on
+    const Duration grace = config_->runtime.shutdown_grace;
+    if (grace.count() == 0) {
+        close_listeners();
+        return;
+    }
+    spdlog::info("shutdown_grace: /healthz answers 503, listeners close in {}",
+                 format_duration(grace));
+    const auto grace_ms = static_cast<std::uint64_t>(grace.count());
+    if (int rc = uv_timer_start(&grace_timer_, on_grace_over, grace_ms, 0); rc < 0) {
+        spdlog::error("shutdown_grace: uv_timer_start: {}; closing listeners now", uv_strerror(rc));
+        close_listeners();
+    }
+}
+
+void Server::on_grace_over(uv_timer_t* timer) {
+    auto* self = static_cast<Server*>(timer->data);
+    spdlog::info("shutdown_grace over: closing listeners, letting open sessions finish");
+    self->close_listeners();
+}
+
+void Server::close_listeners() {
+    uv_timer_stop(&ramp_timer_);
     health_->stop();
     discovery_->stop();
     for (auto& worker : workers_) worker->request_stop();
+}
+
+std::string Server::status_text() const {
+    const std::size_t services = services_.size();
+    const std::size_t sessions = open_sessions_.load(std::memory_order_relaxed);
+    return fmt::format("{} service{}, {} session{}", services, services == 1 ? "" : "s", sessions,
+                       sessions == 1 ? "" : "s");
 }
 
 void Server::on_signal(uv_signal_t* handle, int signum) {
@@ -429,7 +467,11 @@ void Server::on_signal(uv_signal_t* handle, int signum) {
         spdlog::warn("second {}: exiting now", strsignal(signum));
         std::_Exit(1);
     }
-    spdlog::info("{}: closing listeners, letting open sessions finish", strsignal(signum));
+    if (self->config_->runtime.shutdown_grace.count() == 0) {
+        spdlog::info("{}: closing listeners, letting open sessions finish", strsignal(signum));
+    } else {
+        spdlog::info("{}: draining", strsignal(signum));
+    }
     self->stop();
 }
 
@@ -442,9 +484,11 @@ void Server::on_worker_stopped(uv_async_t* handle) {
                     reinterpret_cast<uv_handle_t*>(&self->sighup_),
                     reinterpret_cast<uv_handle_t*>(&self->ramp_timer_),
                     reinterpret_cast<uv_handle_t*>(&self->weight_set_),
+                    reinterpret_cast<uv_handle_t*>(&self->grace_timer_),
                     reinterpret_cast<uv_handle_t*>(&self->worker_stopped_)}) {
         uv_close(h, nullptr);
     }
+    self->notifier_->close();
 }
 
 }  // namespace fulcrum

@@ -14,7 +14,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 packages=(
     build-essential g++ meson ninja-build pkg-config cmake
     libuv1-dev libcpp-httplib-dev libtoml11-dev catch2 libspdlog-dev libcli11-dev
-    nlohmann-json3-dev libc-ares-dev libssl-dev clang-format python3 curl openssl
+    nlohmann-json3-dev libc-ares-dev libssl-dev libsystemd-dev clang-format python3 curl
+    openssl
 )
 browser_driver=false
 for option in "$@"; do
@@ -23,10 +24,11 @@ for option in "$@"; do
         --fuzz) packages+=(clang libclang-rt-dev) ;;
         --test)
             # promtool; Redis and PostgreSQL servers for the health checks; dnsmasq for
-            # DNS discovery; Chromium and
+            # DNS discovery; systemd-analyze and man for the install test; Chromium and
             # Node.js for the status page's browser test (Debian's npm unless the nodejs
             # in place brings its own).
-            packages+=(prometheus redis-server postgresql dnsmasq chromium nodejs)
+            packages+=(prometheus redis-server postgresql dnsmasq chromium nodejs systemd
+                man-db)
             command -v npm >/dev/null || packages+=(npm)
             browser_driver=true
             ;;

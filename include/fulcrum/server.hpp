@@ -1,7 +1,8 @@
 #pragma once
 // Wires fulcrum together: one backend pool per service, the worker threads with their
 // listeners, health checks, the admin endpoint, and the main loop that handles signals:
-// SIGINT/SIGTERM drain and exit, SIGHUP reloads the configuration file.
+// SIGINT/SIGTERM drain and exit (after runtime.shutdown_grace), SIGHUP reloads the
+// configuration file. systemd hears of each step (SystemdNotifier).
 
 #include <uv.h>
 
@@ -17,6 +18,7 @@
 #include "fulcrum/health/health.hpp"
 #include "fulcrum/net/worker.hpp"
 #include "fulcrum/stats/metrics.hpp"
+#include "fulcrum/systemd_notifier.hpp"
 
 namespace fulcrum {
 
@@ -63,7 +65,14 @@ private:
     // plan's summary.
     std::string apply(std::shared_ptr<const Config> next);
     void reload();
+    // SIGINT/SIGTERM: /healthz turns 503 at once; close_listeners() follows after
+    // runtime.shutdown_grace.
     void stop();
+    static void on_grace_over(uv_timer_t* timer);
+    // Stops accepting and lets the open sessions finish (the drain).
+    void close_listeners();
+    // "2 services, 17 sessions", for systemd's STATUS=.
+    std::string status_text() const;
 
     std::shared_ptr<const Config> config_;
     std::string config_path_;
@@ -75,6 +84,8 @@ private:
     uv_async_t worker_stopped_{};
     uv_timer_t ramp_timer_{};
     uv_async_t weight_set_{};
+    uv_timer_t grace_timer_{};
+    std::unique_ptr<SystemdNotifier> notifier_;
     std::atomic<std::size_t> stopped_workers_{0};
     std::atomic<std::size_t> open_sessions_{0};
     bool stopping_ = false;

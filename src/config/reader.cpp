@@ -396,8 +396,22 @@ void Errors::throw_if_any() {
     throw ConfigError(std::move(lines));
 }
 
+void Errors::key_looked_up(std::string_view path) {
+    std::string key;
+    for (std::size_t i = 0; i < path.size(); ++i) {
+        if (path[i] == '[') {
+            i = path.find(']', i);
+            if (i == std::string_view::npos) break;
+            continue;
+        }
+        key.push_back(path[i]);
+    }
+    collected_keys_->insert(std::move(key));
+}
+
 const Value* Section::find(std::string_view key) {
     known_.emplace(key);
+    if (errors_.collecting_keys()) errors_.key_looked_up(path_of(key));
     const auto& table = table_.as_table();
     const auto it = table.find(std::string(key));
     return it == table.end() ? nullptr : &it->second;

@@ -78,6 +78,17 @@ constexpr std::array<Choice<std::optional<ProxyVersion>>, 3> send_proxy_choices{
     {"v2", ProxyVersion::v2},
 }};
 
+constexpr std::array<Choice<LogFormat>, 2> log_format_choices{{
+    {"text", LogFormat::text},
+    {"json", LogFormat::json},
+}};
+
+constexpr std::array<Choice<LogTarget>, 3> log_target_choices{{
+    {"stdout", LogTarget::stdout_stream},
+    {"stderr", LogTarget::stderr_stream},
+    {"journal", LogTarget::journal},
+}};
+
 // The level names spdlog understands.
 constexpr std::array<std::string_view, 7> log_levels{"trace", "debug",    "info", "warn",
                                                      "error", "critical", "off"};
@@ -345,6 +356,11 @@ void claim(Owners& owners, const std::string& value, std::string_view what, Sect
 void read_log(Section& section, LogConfig& log) {
     section.read("level", log.level, one_of(log_levels));
     section.read("access_log", log.access_log, to_bool);
+    section.read("format", log.format, one_of(log_format_choices));
+    if (section.read("target", log.target, one_of(log_target_choices)) == Outcome::valid &&
+        log.target == LogTarget::journal && !FULCRUM_HAVE_SYSTEMD) {
+        section.error("target", "this fulcrum was built without libsystemd: no journal");
+    }
 }
 
 void read_admin(Section& section, AdminConfig& admin) {
@@ -357,6 +373,7 @@ void read_runtime(Section& section, RuntimeConfig& runtime) {
     section.read("workers", runtime.workers, to_workers);
     section.read("max_connections", runtime.max_connections, integer_at_least<std::size_t>(1));
     section.read("shutdown_timeout", runtime.shutdown_timeout, to_duration);
+    section.read("shutdown_grace", runtime.shutdown_grace, to_duration);
     section.read("splice_pipes", runtime.splice_pipes, integer_at_least<std::size_t>(0));
 }
 
@@ -554,6 +571,12 @@ std::string_view to_string(AllUnhealthy v) {
 }
 std::string_view to_string(CheckType v) {
     return name_of(check_type_choices, v);
+}
+std::string_view to_string(LogFormat v) {
+    return name_of(log_format_choices, v);
+}
+std::string_view to_string(LogTarget v) {
+    return name_of(log_target_choices, v);
 }
 std::string_view to_string(StrategyKind v) {
     return name_of(strategy_choices, v);

@@ -77,6 +77,8 @@ std::string to_toml(const Config& config) {
     out += "[log]\n";
     line("level", toml_string(config.log.level));
     line("access_log", fmt::format("{}", config.log.access_log));
+    line("format", toml_string(to_string(config.log.format)));
+    line("target", toml_string(to_string(config.log.target)));
 
     out += "\n[admin]\n";
     if (config.admin.listen) {
@@ -92,6 +94,7 @@ std::string to_toml(const Config& config) {
                                                 : std::to_string(config.runtime.workers));
     line("max_connections", std::to_string(config.runtime.max_connections));
     line("shutdown_timeout", toml_string(config.runtime.shutdown_timeout));
+    line("shutdown_grace", toml_string(config.runtime.shutdown_grace));
     line("splice_pipes", std::to_string(config.runtime.splice_pipes));
 
     for (const ServiceConfig& service : config.services) {

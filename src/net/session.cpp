@@ -5,12 +5,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 
 #include "fulcrum/config/address.hpp"
 #include "fulcrum/lb/balancer.hpp"
+#include "fulcrum/logging.hpp"
 #include "fulcrum/net/listener.hpp"
 #include "fulcrum/proto/proxy_protocol.hpp"
 
@@ -820,19 +822,31 @@ void Session::destroy() {
         service_->queue->release(member_->backend);
         traffic_of(*member_).session_duration.observe(std::chrono::milliseconds(now - started_ms_));
     }
-    if (worker().access_log()) {
-        spdlog::info(
-            "access client={}{} service={}{} backend={} bytes_in={} bytes_out={} "
-            "duration_ms={} end={}{}",
-            client_text(), address_settings().accept_proxy ? " via=" + peer_text() : "",
-            service_ ? config().name : "-",
-            by_server_name_ ? " sni=" + (server_name_.empty() ? "-" : server_name_) : "",
-            member_ != nullptr ? member_->config.name : "-", upstream_.bytes, downstream_.bytes,
-            now - started_ms_, to_string(end_),
-            tried_.size() > 1 ? " attempts=" + attempts_text(",", false) : "");
-    }
+    if (worker().access_log()) log_access_record(now);
     listener_.session_closed(*this, member_ != nullptr);  // may free the listener: its last use
     delete this;
+}
+
+void Session::log_access_record(std::uint64_t now) const {
+    const std::string client = client_text();
+    const std::string peer = address_settings().accept_proxy ? peer_text() : "";
+    const std::string attempts = tried_.size() > 1 ? attempts_text(",", false) : "";
+    std::array<LogField, 11> fields;
+    std::size_t count = 0;
+    auto add = [&](std::string_view key, std::variant<std::string_view, std::uint64_t> value) {
+        fields[count++] = {key, value};
+    };
+    add("client", client);
+    if (!peer.empty()) add("via", peer);
+    add("service", service_ ? std::string_view(config().name) : "-");
+    if (by_server_name_) add("sni", server_name_.empty() ? "-" : std::string_view(server_name_));
+    add("backend", member_ != nullptr ? std::string_view(member_->config.name) : "-");
+    add("bytes_in", upstream_.bytes);
+    add("bytes_out", downstream_.bytes);
+    add("duration_ms", now - started_ms_);
+    add("end", to_string(end_));
+    if (!attempts.empty()) add("attempts", attempts);
+    log_access(std::span(fields.data(), count));
 }
 
 std::string Session::client_text() const {

@@ -235,6 +235,26 @@ std::set<std::string> listening_socket_inodes(std::uint16_t port) {
     return inodes;
 }
 
+ScopedEnvironment::ScopedEnvironment(
+    std::initializer_list<std::pair<const char*, const char*>> variables) {
+    for (const auto& variable : variables) {
+        const char* old = std::getenv(variable.first);
+        saved_.emplace_back(variable.first,
+                            old != nullptr ? std::optional<std::string>(old) : std::nullopt);
+        ::setenv(variable.first, variable.second, 1);
+    }
+}
+
+ScopedEnvironment::~ScopedEnvironment() {
+    for (const auto& variable : saved_) {
+        if (variable.second) {
+            ::setenv(variable.first.c_str(), variable.second->c_str(), 1);
+        } else {
+            ::unsetenv(variable.first.c_str());
+        }
+    }
+}
+
 std::optional<std::string> sanitizer_report(std::string_view output) {
     constexpr std::size_t max_lines = 40;
     std::size_t found = std::string_view::npos;

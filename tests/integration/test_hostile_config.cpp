@@ -205,33 +205,6 @@ std::string mutate(std::string text, std::mt19937_64& random) {
     return text;
 }
 
-// Sets environment variables (which children inherit) and restores them when it ends.
-class ScopedEnvironment {
-public:
-    ScopedEnvironment(std::initializer_list<std::pair<const char*, const char*>> variables) {
-        for (const auto& variable : variables) {
-            const char* old = std::getenv(variable.first);
-            saved_.emplace_back(variable.first,
-                                old != nullptr ? std::optional<std::string>(old) : std::nullopt);
-            ::setenv(variable.first, variable.second, 1);
-        }
-    }
-    ~ScopedEnvironment() {
-        for (const auto& variable : saved_) {
-            if (variable.second) {
-                ::setenv(variable.first.c_str(), variable.second->c_str(), 1);
-            } else {
-                ::unsetenv(variable.first.c_str());
-            }
-        }
-    }
-    ScopedEnvironment(const ScopedEnvironment&) = delete;
-    ScopedEnvironment& operator=(const ScopedEnvironment&) = delete;
-
-private:
-    std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
-};
-
 std::vector<std::string> example_configs() {
     std::vector<std::string> texts;
     for (const auto& entry : std::filesystem::directory_iterator(FULCRUM_SOURCE_ROOT "/examples")) {

@@ -220,7 +220,8 @@ address = "127.0.0.1:3001"
 
 TEST_CASE("unknown key far from every valid key lists the valid keys", "[config][errors]") {
     CHECK(error_of(std::string("[log]\ncolour = true\n") + std::string(minimal)) ==
-          "t.toml:2:10: log.colour: unknown key; valid keys here: access_log, level");
+          "t.toml:2:10: log.colour: unknown key; valid keys here: access_log, format, level, "
+          "target");
 }
 
 TEST_CASE("wrong types name the expected and the actual type", "[config][errors]") {
@@ -781,12 +782,28 @@ address = "127.0.0.1:4"
 TEST_CASE("to_toml shows every value", "[config][to_toml]") {
     const std::string text = to_toml(load(minimal));
     CHECK_THAT(text, Contains("workers = \"auto\"\n"));
-    CHECK_THAT(text, Contains("shutdown_timeout = \"30s\"\nsplice_pipes = 1024\n"));
+    CHECK_THAT(text, Contains("shutdown_timeout = \"30s\"\nshutdown_grace = \"0s\"\n"
+                              "splice_pipes = 1024\n"));
+    CHECK_THAT(text, Contains("[log]\nlevel = \"info\"\naccess_log = true\nformat = \"text\"\n"
+                              "target = \"stderr\"\n"));
     CHECK_THAT(text, Contains("idle_timeout = \"5m\"\n"));
     CHECK_THAT(text, Contains("[service.health]\nenabled = true\ntype = \"http\"\npath = "
                               "\"/health\"\n"));
     CHECK_THAT(text, Contains("name = \"127.0.0.1:3001\"\naddress = \"127.0.0.1:3001\"\n"));
     CHECK_THAT(text, !Contains("listen = \"127.0.0.1:9090\""));
+}
+
+TEST_CASE("log.format, log.target and runtime.shutdown_grace", "[config]") {
+    const Config config = load(
+        std::string("[log]\nformat = \"json\"\ntarget = \"stdout\"\n[runtime]\n"
+                    "shutdown_grace = \"15s\"\n") +
+        std::string(minimal));
+    CHECK(config.log.format == LogFormat::json);
+    CHECK(config.log.target == LogTarget::stdout_stream);
+    CHECK(config.runtime.shutdown_grace == std::chrono::seconds(15));
+    CHECK(load(minimal).runtime.shutdown_grace.count() == 0);
+    CHECK(error_of(std::string("[log]\nformat = \"xml\"\n") + std::string(minimal)) ==
+          "t.toml:2:10: log.format: unknown value \"xml\"; valid values: \"text\", \"json\"");
 }
 
 TEST_CASE("admin.token must fit an Authorization header", "[config][errors]") {

@@ -27,9 +27,18 @@ std::string_view to_string(OnFailure v);
 std::string_view to_string(StrategyKind v);
 std::string_view to_string(std::optional<ProxyVersion> v);  // "off", "v1", "v2"
 
+// How log lines are written: text for people, one JSON object per line for collectors.
+enum class LogFormat { text, json };
+// Where they go; journal needs libsystemd (it is off in a build without it).
+enum class LogTarget { stdout_stream, stderr_stream, journal };
+std::string_view to_string(LogFormat v);
+std::string_view to_string(LogTarget v);
+
 struct LogConfig {
     std::string level = "info";  // trace, debug, info, warn, error, critical, off
     bool access_log = true;
+    LogFormat format = LogFormat::text;
+    LogTarget target = LogTarget::stderr_stream;
 
     bool operator==(const LogConfig&) const = default;
 };
@@ -46,6 +55,9 @@ struct RuntimeConfig {
     unsigned workers = 0;  // 0 = "auto": one per CPU
     std::size_t max_connections = 10000;
     Duration shutdown_timeout = std::chrono::seconds(30);
+    // On SIGTERM, how long the listeners stay open while /healthz already answers 503, so
+    // that the tier in front routes away before connections are refused.
+    Duration shutdown_grace{0};
     // Pipes for zero-copy bulk transfers (splice), across all workers; 0 turns splice off.
     std::size_t splice_pipes = 1024;
 

@@ -64,6 +64,12 @@ public:
     // Throws ConfigError with every error so far, in file order.
     void throw_if_any();
 
+    // While `keys` is set, every key path the schema looks up goes in it, array indexes
+    // dropped ("service.health.rise"): the configuration reference is checked against it.
+    void collect_keys(std::set<std::string>* keys) { collected_keys_ = keys; }
+    bool collecting_keys() const { return collected_keys_ != nullptr; }
+    void key_looked_up(std::string_view path);
+
 private:
     struct Position {
         std::uint_least32_t line;
@@ -77,6 +83,7 @@ private:
     };
     std::string source_name_;
     std::vector<Entry> entries_;
+    std::set<std::string>* collected_keys_ = nullptr;
     // Offsets at which the lines of the parsed text start, built at the first error.
     const std::vector<char>* indexed_source_ = nullptr;
     std::vector<std::size_t> line_starts_;

@@ -119,6 +119,8 @@ private:
     // Every attempt with its outcome: "b0 (ECONNREFUSED), b1 (timeout)" for the warning
     // (log_style), "b0:ECONNREFUSED,b1:ok" for the access log's attempts=.
     std::string attempts_text(std::string_view separator, bool log_style) const;
+    // The access-log line of the session ending at `now` (loop time, ms).
+    void log_access_record(std::uint64_t now) const;
     void read(Direction& d, ssize_t nread, const uv_buf_t* buf);
     void write_done(Direction& d, int status);
 
