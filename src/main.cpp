@@ -11,6 +11,8 @@
 #include "fulcrum/config/config.hpp"
 #include "fulcrum/logging.hpp"
 #include "fulcrum/server.hpp"
+#include "fulcrum/upgrade/binary_upgrade.hpp"
+#include "fulcrum/upgrade/inherited_sockets.hpp"
 
 namespace {
 
@@ -20,6 +22,14 @@ constexpr int exit_usage_error = 2;
 }  // namespace
 
 int main(int argc, char** argv) {
+    // First, before anything opens a descriptor: it closes what an upgrade let through.
+    fulcrum::InheritedSockets inherited;
+    try {
+        inherited = fulcrum::InheritedSockets::from_environment();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s\n", e.what());
+        return exit_config_error;
+    }
     CLI::App app{"fulcrum: a layer-4 TCP load balancer"};
     std::string config_path;
     bool check = false;
@@ -59,7 +69,9 @@ int main(int argc, char** argv) {
     fulcrum::configure_logging(config.log);
     try {
         return fulcrum::Server(std::make_shared<const fulcrum::Config>(std::move(config)),
-                               config_path, log_level)
+                               config_path, log_level,
+                               fulcrum::BinaryUpgrade::current_command(argc, argv),
+                               std::move(inherited))
             .run();
     } catch (const std::exception& e) {
         spdlog::critical("{}", e.what());

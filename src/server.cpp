@@ -45,13 +45,24 @@ bool is_loopback(const Address& address) {
     return address.family() == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr);
 }
 
-// Binds the admin endpoint when admin.listen is set (throws when it cannot).
-std::unique_ptr<AdminServer> open_admin(const AdminConfig& admin, const AdminState& state) {
+// Binds the admin endpoint when admin.listen is set (throws when it cannot), or takes the
+// socket of `inherited` bound there.
+std::unique_ptr<AdminServer> open_admin(const AdminConfig& admin, const AdminState& state,
+                                        InheritedSockets& inherited) {
     if (!admin.listen) return nullptr;
-    auto server = std::make_unique<AdminServer>(*admin.listen, state);
-    spdlog::info("admin endpoint on http://{}/ (/metrics, /status, /healthz){}",
+    int handed_over = -1;
+    for (const ListeningSocket& socket : inherited.take(admin_socket_key)) {
+        if (admin.listen->port() == 0 || socket.bound.numeric() == admin.listen->numeric()) {
+            handed_over = socket.fd;
+        } else {
+            ::close(socket.fd);  // admin.listen has moved
+        }
+    }
+    auto server = std::make_unique<AdminServer>(*admin.listen, state, handed_over);
+    spdlog::info("admin endpoint on http://{}/ (/metrics, /status, /healthz){}{}",
                  server->bound_address().numeric(),
-                 admin.token.empty() ? "" : "; bearer token required");
+                 admin.token.empty() ? "" : "; bearer token required",
+                 handed_over >= 0 ? "; socket handed over" : "");
     if (admin.token.empty() && !is_loopback(*admin.listen)) {
         spdlog::warn(
             "admin endpoint on {} without admin.token: whoever reaches it can drain "
@@ -64,10 +75,13 @@ std::unique_ptr<AdminServer> open_admin(const AdminConfig& admin, const AdminSta
 }  // namespace
 
 Server::Server(std::shared_ptr<const Config> config, std::string config_path,
-               std::string log_level_override)
+               std::string log_level_override, BinaryUpgrade::Command command,
+               InheritedSockets inherited)
     : config_(std::move(config)),
       config_path_(std::move(config_path)),
       log_level_override_(std::move(log_level_override)),
+      upgrade_(&loop_, std::move(command), [this](pid_t pid) { on_upgrade_ready(pid); }),
+      inherited_(std::move(inherited)),
       worker_counters_(worker_count(config_->runtime)),
       admin_state_(worker_count(config_->runtime), open_sessions_, worker_counters_) {
     check(uv_loop_init(&loop_), "uv_loop_init");
@@ -95,7 +109,7 @@ int Server::run() {
     int signals_open = 0;
     try {
         // Before any listener is bound: whoever sees the port open may signal at once.
-        for (auto* signal : {&sigint_, &sigterm_, &sighup_}) {
+        for (auto* signal : {&sigint_, &sigterm_, &sighup_, &sigusr2_}) {
             check(uv_signal_init(&loop_, signal), "uv_signal_init");
             signal->data = this;
             ++signals_open;
@@ -103,6 +117,7 @@ int Server::run() {
         check(uv_signal_start(&sigint_, on_signal, SIGINT), "uv_signal_start");
         check(uv_signal_start(&sigterm_, on_signal, SIGTERM), "uv_signal_start");
         check(uv_signal_start(&sighup_, on_signal, SIGHUP), "uv_signal_start");
+        check(uv_signal_start(&sigusr2_, on_signal, SIGUSR2), "uv_signal_start");
         check(uv_timer_init(&loop_, &ramp_timer_), "uv_timer_init");
         ramp_timer_.data = this;
         check(uv_async_init(&loop_, &weight_set_, on_weight_set), "uv_async_init");
@@ -119,13 +134,14 @@ int Server::run() {
                                                         }));
         }
         apply(std::exchange(config_, std::make_shared<const Config>()));
-        admin_ = open_admin(config_->admin, admin_state_);
+        admin_ = open_admin(config_->admin, admin_state_, inherited_);
+        inherited_.close_untaken();
     } catch (...) {
         admin_.reset();
         health_->stop();
         discovery_->stop();
         workers_.clear();
-        uv_signal_t* signals[] = {&sigint_, &sigterm_, &sighup_};
+        uv_signal_t* signals[] = {&sigint_, &sigterm_, &sighup_, &sigusr2_};
         for (int i = 0; i < signals_open; ++i) {
             uv_close(reinterpret_cast<uv_handle_t*>(signals[i]), nullptr);
         }
@@ -145,6 +161,7 @@ int Server::run() {
     spdlog::info("fulcrum {} running with {} worker{} (pid {})", FULCRUM_VERSION, count,
                  count == 1 ? "" : "s", getpid());
     notifier_->ready();  // every listener is bound: connections wait in its backlog
+    inherited_.report_ready();
 
     uv_run(&loop_, UV_RUN_DEFAULT);
     admin_.reset();    // stops it and joins its thread
@@ -166,25 +183,29 @@ std::string Server::apply(std::shared_ptr<const Config> next) {
             const auto service =
                 std::find_if(next->services.begin(), next->services.end(),
                              [&](const ServiceConfig& s) { return listener_key(s) == key; });
-            Address address = service->listen;
+            // Sockets an upgrade handed over are used as they are, every one of them (one
+            // closed would drop what is queued on it); a worker may get several.
             auto& opened = sockets[key];
-            for (std::size_t i = 0; i < workers_.size(); ++i) {
-                opened.push_back(open_listening_socket(address, service->name, i == 0));
+            opened = inherited_.take(key);
+            const char* origin = opened.empty() ? "" : "; sockets handed over";
+            Address address = opened.empty() ? service->listen : opened.front().bound;
+            while (opened.size() < workers_.size()) {
+                opened.push_back(open_listening_socket(address, service->name, opened.empty()));
                 // With port 0 the first worker's port is shared by the others.
                 address = opened.back().bound;
             }
             if (service->server_names.empty()) {
-                spdlog::info("service {} listening on {} ({} backends, {})", service->name,
+                spdlog::info("service {} listening on {} ({} backends, {}){}", service->name,
                              address.numeric(), service->backends.size(),
-                             to_string(service->strategy));
+                             to_string(service->strategy), origin);
                 continue;
             }
             std::vector<std::string> names;  // the services of the address, by server name
             for (const ServiceConfig& s : next->services) {
                 if (listener_key(s) == key) names.push_back(s.name);
             }
-            spdlog::info("listening on {} for services {}, chosen by server name",
-                         address.numeric(), fmt::join(names, ", "));
+            spdlog::info("listening on {} for services {}, chosen by server name{}",
+                         address.numeric(), fmt::join(names, ", "), origin);
         }
         discovery_->configure(next->services);
     } catch (...) {
@@ -229,31 +250,39 @@ std::string Server::apply(std::shared_ptr<const Config> next) {
         struct Work {
             std::string key;
             std::shared_ptr<const ListenRoutes> routes;
-            std::optional<ListeningSocket> socket;  // set for a new listener
+            std::vector<ListeningSocket> sockets;  // set for a new listener
         };
         std::vector<Work> work;
         for (auto& [key, routes] : listen_routes(*next, states)) {
             const auto opened = sockets.find(key);
-            std::optional<ListeningSocket> socket;
-            if (opened != sockets.end()) socket = opened->second[i];
-            work.push_back({key, std::move(routes), socket});
+            std::vector<ListeningSocket> mine;
+            if (opened != sockets.end()) {
+                for (std::size_t j = i; j < opened->second.size(); j += workers_.size()) {
+                    mine.push_back(opened->second[j]);
+                }
+            }
+            work.push_back({key, std::move(routes), std::move(mine)});
         }
         Worker* worker = workers_[i].get();
         worker->post([worker, next, retire = plan.retire, work = std::move(work)] {
             worker->set_config(next);
             for (const std::string& key : retire) worker->retire_listener(key);
             for (const Work& item : work) {
-                if (!item.socket) {
-                    worker->update_listener(item.key, item.routes);
-                    continue;
-                }
-                try {
-                    worker->listen(item.key, item.routes, *item.socket);
-                } catch (const std::exception& e) {
-                    spdlog::error("{}", e.what());
+                if (item.sockets.empty()) worker->update_listener(item.key, item.routes);
+                for (const ListeningSocket& socket : item.sockets) {
+                    try {
+                        worker->listen(item.key, item.routes, socket);
+                    } catch (const std::exception& e) {
+                        spdlog::error("{}", e.what());
+                    }
                 }
             }
         });
+    }
+    for (const std::string& key : plan.retire) listening_fds_.erase(key);
+    for (const auto& [key, opened] : sockets) {
+        auto& fds = listening_fds_[key];
+        for (const ListeningSocket& socket : opened) fds.push_back(socket.fd);
     }
 
     services_ = std::move(next_services);
@@ -421,6 +450,7 @@ void Server::reload() {
 
 void Server::stop() {
     stopping_ = true;
+    upgrade_.stop_new_process();
     notifier_->stopping();
     admin_state_.begin_shutdown();  // /healthz answers 503 from now on
     const Duration grace = config_->runtime.shutdown_grace;
@@ -444,6 +474,7 @@ void Server::on_grace_over(uv_timer_t* timer) {
 }
 
 void Server::close_listeners() {
+    listening_fds_.clear();  // the workers close them
     uv_timer_stop(&ramp_timer_);
     health_->stop();
     discovery_->stop();
@@ -457,10 +488,38 @@ std::string Server::status_text() const {
                        sessions == 1 ? "" : "s");
 }
 
+void Server::start_upgrade() {
+    std::vector<BinaryUpgrade::HandedSocket> sockets;
+    for (const auto& [key, fds] : listening_fds_) {
+        for (int fd : fds) sockets.emplace_back(key, fd);
+    }
+    if (admin_) sockets.emplace_back(admin_socket_key, admin_->listening_socket());
+    upgrade_.start(sockets);
+}
+
+void Server::on_upgrade_ready(pid_t pid) {
+    if (stopping_) return;  // stopped while it started: it was told to stop too
+    spdlog::info("upgrade: the new process (pid {}) serves; this one drains {} session{}", pid,
+                 open_sessions_.load(), open_sessions_.load() == 1 ? "" : "s");
+    notifier_->hand_over(pid);
+    if (admin_) admin_->hand_over();
+    stopping_ = true;
+    admin_state_.begin_shutdown();
+    close_listeners();
+}
+
 void Server::on_signal(uv_signal_t* handle, int signum) {
     auto* self = static_cast<Server*>(handle->data);
     if (signum == SIGHUP) {
         if (!self->stopping_) self->reload();
+        return;
+    }
+    if (signum == SIGUSR2) {
+        if (self->stopping_) {
+            spdlog::warn("SIGUSR2 while draining: no upgrade");
+        } else {
+            self->start_upgrade();
+        }
         return;
     }
     if (self->stopping_) {
@@ -482,6 +541,7 @@ void Server::on_worker_stopped(uv_async_t* handle) {
     for (auto* h : {reinterpret_cast<uv_handle_t*>(&self->sigint_),
                     reinterpret_cast<uv_handle_t*>(&self->sigterm_),
                     reinterpret_cast<uv_handle_t*>(&self->sighup_),
+                    reinterpret_cast<uv_handle_t*>(&self->sigusr2_),
                     reinterpret_cast<uv_handle_t*>(&self->ramp_timer_),
                     reinterpret_cast<uv_handle_t*>(&self->weight_set_),
                     reinterpret_cast<uv_handle_t*>(&self->grace_timer_),
@@ -489,6 +549,7 @@ void Server::on_worker_stopped(uv_async_t* handle) {
         uv_close(h, nullptr);
     }
     self->notifier_->close();
+    self->upgrade_.close();
 }
 
 }  // namespace fulcrum

@@ -79,6 +79,13 @@ void SystemdNotifier::stopping() {
     send("STOPPING=1\nSTATUS=draining: " + status_());
 }
 
+void SystemdNotifier::hand_over(pid_t pid) {
+    if (!enabled_) return;
+    send(fmt::format("MAINPID={}", pid));
+    enabled_ = false;
+    close();
+}
+
 void SystemdNotifier::on_tick(uv_timer_t* timer) {
     auto* self = static_cast<SystemdNotifier*>(timer->data);
     if (self->watchdog_usec_ > 0) self->send("WATCHDOG=1");

@@ -2,7 +2,8 @@
 // Wires fulcrum together: one backend pool per service, the worker threads with their
 // listeners, health checks, the admin endpoint, and the main loop that handles signals:
 // SIGINT/SIGTERM drain and exit (after runtime.shutdown_grace), SIGHUP reloads the
-// configuration file. systemd hears of each step (SystemdNotifier).
+// configuration file, SIGUSR2 upgrades the binary (BinaryUpgrade). systemd hears of each
+// step (SystemdNotifier).
 
 #include <uv.h>
 
@@ -19,6 +20,8 @@
 #include "fulcrum/net/worker.hpp"
 #include "fulcrum/stats/metrics.hpp"
 #include "fulcrum/systemd_notifier.hpp"
+#include "fulcrum/upgrade/binary_upgrade.hpp"
+#include "fulcrum/upgrade/inherited_sockets.hpp"
 
 namespace fulcrum {
 
@@ -26,8 +29,11 @@ class Server {
 public:
     // `config_path` is re-read on SIGHUP; empty for the embedded default.
     // `log_level_override` (--log-level) wins over the file's log.level, reloads included.
+    // `command` is what SIGUSR2 starts; `inherited`, what the process that started this one
+    // handed over (an upgrade).
     Server(std::shared_ptr<const Config> config, std::string config_path,
-           std::string log_level_override = {});
+           std::string log_level_override = {}, BinaryUpgrade::Command command = {},
+           InheritedSockets inherited = {});
     ~Server();
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
@@ -71,6 +77,10 @@ private:
     static void on_grace_over(uv_timer_t* timer);
     // Stops accepting and lets the open sessions finish (the drain).
     void close_listeners();
+    // SIGUSR2: starts the new binary with every listening socket.
+    void start_upgrade();
+    // The new binary serves: this process drains, without closing the shared sockets.
+    void on_upgrade_ready(pid_t pid);
     // "2 services, 17 sessions", for systemd's STATUS=.
     std::string status_text() const;
 
@@ -81,11 +91,17 @@ private:
     uv_signal_t sigint_{};
     uv_signal_t sigterm_{};
     uv_signal_t sighup_{};
+    uv_signal_t sigusr2_{};
     uv_async_t worker_stopped_{};
     uv_timer_t ramp_timer_{};
     uv_async_t weight_set_{};
     uv_timer_t grace_timer_{};
     std::unique_ptr<SystemdNotifier> notifier_;
+    BinaryUpgrade upgrade_;
+    InheritedSockets inherited_;  // until the first configuration has taken its sockets
+    // The descriptors of every listening socket the workers own, by listener_key: what an
+    // upgrade hands over. The workers close them; entries go when they are told to.
+    std::map<std::string, std::vector<int>> listening_fds_;
     std::atomic<std::size_t> stopped_workers_{0};
     std::atomic<std::size_t> open_sessions_{0};
     bool stopping_ = false;

@@ -4,6 +4,7 @@
 // STATUS= line with the service and session counts, and WATCHDOG=1 at half the unit's
 // WatchdogSec. Off at no cost when NOTIFY_SOCKET is unset or the build has no libsystemd.
 
+#include <sys/types.h>
 #include <uv.h>
 
 #include <cstdint>
@@ -24,6 +25,9 @@ public:
     void ready();
     void reloading();
     void stopping();
+    // A binary upgrade: `pid` is the service's main process from now on (MAINPID=), and
+    // this process, draining, tells systemd nothing more.
+    void hand_over(pid_t pid);
     // Closes the timer; the loop then has nothing of ours left. Idempotent.
     void close();
 

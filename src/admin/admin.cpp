@@ -338,7 +338,7 @@ ProcessSample AdminState::process() const {
 // AdminHttp's default limits: few threads (scrapes and orchestrator probes are rare, and
 // each holds a thread only for one short request), and short deadlines, which also bound
 // how long stop() waits for the requests in progress.
-AdminServer::AdminServer(const Address& listen, const AdminState& state)
+AdminServer::AdminServer(const Address& listen, const AdminState& state, int inherited)
     : state_(state), http_(std::make_unique<AdminHttp>(AdminHttp::Limits{})) {
     // httplib's default sets SO_REUSEPORT, which would let a second fulcrum share the
     // port silently; SO_REUSEADDR alone still allows a quick restart.
@@ -347,6 +347,13 @@ AdminServer::AdminServer(const Address& listen, const AdminState& state)
         ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
     });
     add_routes();
+    if (inherited >= 0) {
+        http_->adopt_listening_socket(inherited);
+        socklen_t length = sizeof bound_.storage;
+        ::getsockname(inherited, reinterpret_cast<sockaddr*>(&bound_.storage), &length);
+        bound_.text = listen.text;
+        return;
+    }
 
     const std::string ip = listen.ip();
     errno = 0;  // what the bind sets is what gets reported
@@ -382,18 +389,29 @@ void AdminServer::start() {
 
 void AdminServer::stop() {
     if (!thread_.joinable()) return;
-    // httplib's stop() is a no-op until the accept loop runs, which may not have begun.
-    while (!http_->is_running() && !loop_ended_.load()) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (!handed_over_) {
+        // httplib's stop() is a no-op until the accept loop runs, which may not have begun.
+        while (!http_->is_running() && !loop_ended_.load()) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        http_->stop();
     }
-    http_->stop();
-    thread_.join();
+    thread_.join();  // a loop whose socket was handed over ends at its next turn
     {
         std::lock_guard lock(sampler_mutex_);
         sampler_stop_ = true;
     }
     sampler_wake_.notify_all();
     sampler_.join();
+}
+
+int AdminServer::listening_socket() const {
+    return http_->listening_socket();
+}
+
+void AdminServer::hand_over() {
+    handed_over_ = true;
+    http_->give_up_listening_socket();
 }
 
 void AdminServer::sample_history() {

@@ -39,10 +39,13 @@ thread_local bool refusing_connection = false;
 // being served). httplib calls enqueue() on its accept thread only.
 class HeldConnections final : public httplib::TaskQueue {
 public:
-    HeldConnections(std::size_t threads, std::size_t max_held)
-        : pool_(threads), max_held_(max_held) {}
+    // `on_turn` runs on the accept thread at each turn of its loop.
+    HeldConnections(std::size_t threads, std::size_t max_held, std::function<void()> on_turn)
+        : pool_(threads), max_held_(max_held), on_turn_(std::move(on_turn)) {}
 
+    void on_idle() override { on_turn_(); }
     void enqueue(std::function<void()> serve) override {
+        on_turn_();
         if (held_.load() >= max_held_) {
             if (refused_++ == 0) {
                 spdlog::warn("admin: {} connections open; refusing new ones (503) until one ends",
@@ -70,6 +73,7 @@ private:
     const std::size_t max_held_;
     std::atomic<std::size_t> held_{0};
     std::size_t refused_ = 0;  // accept thread only
+    std::function<void()> on_turn_;
 };
 
 // Waits until `fd` has one of `events` (or an error to report) before `deadline`.
@@ -262,9 +266,21 @@ void close_after_answer(socket_t fd) {
 }  // namespace
 
 AdminHttp::AdminHttp(Limits limits) : limits_(limits) {
+    // The accept loop waits in poll() for at most this long, so that one whose socket was
+    // given up (give_up_listening_socket) ends soon.
+    set_idle_interval(std::chrono::milliseconds(200));
     new_task_queue = [this] {
-        return new HeldConnections(limits_.request_threads, limits_.max_connections);
+        return new HeldConnections(limits_.request_threads, limits_.max_connections,
+                                   [this] { release_if_given_up(); });
     };
+}
+
+void AdminHttp::release_if_given_up() {
+    if (!give_up_.load()) return;
+    // The loop ends when it sees no socket, and shuts nothing down: the new process
+    // accepts on the socket from now on.
+    const socket_t fd = svr_sock_.exchange(INVALID_SOCKET);
+    if (fd != INVALID_SOCKET) ::close(fd);
 }
 
 void AdminHttp::close_unused_socket() {

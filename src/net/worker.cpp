@@ -83,24 +83,19 @@ void Worker::listen(const std::string& key, std::shared_ptr<const ListenRoutes> 
     listeners_.back()->start();
 }
 
-Listener* Worker::find_listener(const std::string& key) {
-    for (auto& listener : listeners_) {
-        if (listener->key() == key) return listener.get();
-    }
-    return nullptr;
-}
-
 void Worker::update_listener(const std::string& key, std::shared_ptr<const ListenRoutes> routes) {
-    if (Listener* listener = find_listener(key)) listener->update(std::move(routes));
+    for (auto& listener : listeners_) {
+        if (listener->key() == key) listener->update(routes);
+    }
 }
 
 void Worker::retire_listener(const std::string& key) {
-    auto it = std::find_if(listeners_.begin(), listeners_.end(),
-                           [&](const auto& l) { return l->key() == key; });
-    if (it == listeners_.end()) return;
-    (*it)->close();
-    retired_.push_back(std::move(*it));
-    listeners_.erase(it);
+    std::erase_if(listeners_, [&](std::unique_ptr<Listener>& listener) {
+        if (listener->key() != key) return false;
+        listener->close();
+        retired_.push_back(std::move(listener));
+        return true;
+    });
 }
 
 void Worker::collect_retired() {

@@ -365,7 +365,10 @@ ChildProcess::ChildProcess(std::vector<std::string> argv, Options options)
 #ifdef FULCRUM_TEST_PRELOAD
     // The ThreadSanitizer build's close shim (tests/support/tsan_libuv_close.cpp) goes into
     // fulcrum this way rather than being linked into the product binary.
-    if (argv.front() == FULCRUM_BINARY) environment.push_back("LD_PRELOAD=" FULCRUM_TEST_PRELOAD);
+    // (A copy of the binary too: the upgrade tests run one.)
+    if (std::filesystem::path(argv.front()).filename() == "fulcrum") {
+        environment.push_back("LD_PRELOAD=" FULCRUM_TEST_PRELOAD);
+    }
 #endif
     std::vector<char*> envp;
     for (auto& entry : environment) envp.push_back(entry.data());

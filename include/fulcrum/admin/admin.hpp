@@ -91,8 +91,9 @@ private:
 
 class AdminServer {
 public:
-    // Binds `listen` (port 0: any free port); throws std::runtime_error when it cannot.
-    AdminServer(const Address& listen, const AdminState& state);
+    // Binds `listen` (port 0: any free port), or serves on `inherited`, the listening
+    // socket an upgrade handed over; throws std::runtime_error when it cannot.
+    AdminServer(const Address& listen, const AdminState& state, int inherited = -1);
     // Stops and joins the thread if start() was called.
     ~AdminServer();
     AdminServer(const AdminServer&) = delete;
@@ -104,6 +105,10 @@ public:
     void stop();
     // The address bound, with the real port when 0 was asked for.
     const Address& bound_address() const { return bound_; }
+    // A binary upgrade: the socket to hand over, then handing it over (the new process
+    // accepts on it from then on, and this one answers the requests it has).
+    int listening_socket() const;
+    void hand_over();
 
 private:
     void add_routes();
@@ -120,6 +125,7 @@ private:
     Address bound_;
     std::thread thread_;
     std::atomic<bool> loop_ended_{false};  // the accept loop returned
+    bool handed_over_ = false;  // main thread
 };
 
 }  // namespace fulcrum

@@ -36,13 +36,23 @@ public:
     // is 5) and closes the socket of a server that never ran.
     bool raise_backlog(int backlog) { return ::listen(svr_sock_, backlog) == 0; }
     void close_unused_socket();
+    // A binary upgrade, new process: serve on the socket the old one handed over.
+    void adopt_listening_socket(int fd) { svr_sock_ = fd; }
+    int listening_socket() const { return svr_sock_; }
+    // A binary upgrade, old process: the listening socket goes on in the new process. The
+    // accept loop lets go of it at its next turn (within the idle interval) and ends;
+    // httplib's stop() must not run, since it would shut down the socket both accept on.
+    void give_up_listening_socket() { give_up_ = true; }
 
 private:
     // Called by httplib for every accepted connection, on a request thread, or on the
     // accept thread for a connection refused at the cap.
     bool process_and_close_socket(socket_t sock) override;
+    // On the accept thread, each turn of its loop.
+    void release_if_given_up();
 
     const Limits limits_;
+    std::atomic<bool> give_up_{false};
 };
 
 }  // namespace fulcrum

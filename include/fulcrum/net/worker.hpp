@@ -45,7 +45,8 @@ public:
     void join();
 
     // On the worker's thread (or before start()): the listeners of a (re)configuration,
-    // by listener_key.
+    // by listener_key. A key may have several sockets here: those an upgrade handed over
+    // when the old process had more workers.
     void listen(const std::string& key, std::shared_ptr<const ListenRoutes> routes,
                 ListeningSocket socket);
     void update_listener(const std::string& key, std::shared_ptr<const ListenRoutes> routes);
@@ -64,7 +65,6 @@ public:
 
 private:
     static void on_async(uv_async_t* async);
-    Listener* find_listener(const std::string& key);
     static void on_shutdown_timeout(uv_timer_t* timer);
     // Every second: closes sessions whose backend left drain_timeout ago.
     static void on_drain_check(uv_timer_t* timer);
