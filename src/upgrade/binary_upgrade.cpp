@@ -73,7 +73,9 @@ bool BinaryUpgrade::start(const std::vector<HandedSocket>& sockets) {
     const int ready_fd = first_handed_descriptor + static_cast<int>(sockets.size());
     for (char** variable = environ; *variable != nullptr; ++variable) {
         const std::string_view entry(*variable);
-        if (entry.starts_with("FULCRUM_UPGRADE_")) continue;
+        // systemd's WATCHDOG_PID names this process: with it, the new one would think
+        // the watchdog is not its own and stop the pings systemd expects of it.
+        if (entry.starts_with("FULCRUM_UPGRADE_") || entry.starts_with("WATCHDOG_PID=")) continue;
         environment.emplace_back(entry);
     }
     environment.push_back(fmt::format("{}={}", upgrade_sockets_variable, keys));

@@ -1,14 +1,10 @@
 // Running as a system service: systemd's notifications, shutdown_grace, JSON logs.
 
-#include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 
 #include <catch2/catch.hpp>
 #include <cctype>
 #include <chrono>
-#include <cstring>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -19,69 +15,13 @@
 #include "admin_client.hpp"
 #include "harness.hpp"
 #include "net.hpp"
+#include "notify_socket.hpp"
 #include "proxy_fixture.hpp"
 
 using namespace fulcrum::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-// A NOTIFY_SOCKET as systemd binds it: a datagram socket at a path, one message each.
-class NotifySocket {
-public:
-    NotifySocket() : path_(dir_.path() + "/notify"), socket_(::socket(AF_UNIX, SOCK_DGRAM, 0)) {
-        REQUIRE(socket_);
-        sockaddr_un address{};
-        address.sun_family = AF_UNIX;
-        REQUIRE(path_.size() < sizeof address.sun_path);
-        std::memcpy(address.sun_path, path_.c_str(), path_.size() + 1);
-        REQUIRE(::bind(socket_.fd(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-    }
-
-    const std::string& path() const { return path_; }
-
-    // The next message, or nullopt when none comes within `timeout`.
-    std::optional<std::string> next(std::chrono::milliseconds timeout) const {
-        pollfd ready{socket_.fd(), POLLIN, 0};
-        if (::poll(&ready, 1, static_cast<int>(timeout.count())) != 1) return std::nullopt;
-        char buffer[4096];
-        const ssize_t size = ::recv(socket_.fd(), buffer, sizeof buffer, 0);
-        if (size < 0) return std::nullopt;
-        return std::string(buffer, static_cast<std::size_t>(size));
-    }
-
-    // Reads messages until one holds `line` as one of its lines; those before it go to
-    // `skipped`. The message, or nullopt after `timeout`.
-    std::optional<std::string> wait_for(const std::string& line, std::chrono::milliseconds timeout,
-                                        std::vector<std::string>* skipped = nullptr) const {
-        const auto deadline = std::chrono::steady_clock::now() + timeout;
-        while (true) {
-            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                deadline - std::chrono::steady_clock::now());
-            if (left <= 0ms) return std::nullopt;
-            std::optional<std::string> message = next(left);
-            if (!message) return std::nullopt;
-            std::istringstream lines(*message);
-            for (std::string each; std::getline(lines, each);) {
-                if (each == line) return message;
-            }
-            if (skipped != nullptr) skipped->push_back(*message);
-        }
-    }
-
-private:
-    TempDir dir_;
-    std::string path_;
-    Socket socket_;
-};
-
-bool has_line_starting(const std::string& message, const std::string& prefix) {
-    std::istringstream lines(message);
-    for (std::string line; std::getline(lines, line);) {
-        if (line.rfind(prefix, 0) == 0) return true;
-    }
-    return false;
-}
 
 // "2026-12-07T18:40:29.123+00:00": RFC 3339 with milliseconds and a numeric offset.
 bool is_rfc3339(const std::string& text) {

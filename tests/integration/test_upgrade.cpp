@@ -18,6 +18,7 @@
 
 #include "harness.hpp"
 #include "net.hpp"
+#include "notify_socket.hpp"
 #include "proxy_fixture.hpp"
 
 using namespace fulcrum::test;
@@ -240,5 +241,37 @@ TEST_CASE(
     CHECK(fulcrum.process().wait_exit(10s) == std::optional<int>(0));
     CHECK(connect_named(service.listen).second == "a");
     CHECK(listening_socket_inodes(service.listen) == sockets_before);
+    CHECK(successor.stop(10s) == std::optional<int>(0));
+}
+
+TEST_CASE(
+    "SIGUSR2 under systemd: MAINPID= names the new process, the old one says no more, "
+    "and the watchdog pings go on",
+    "[upgrade][systemd]") {
+    REQUIRE(::prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
+    NamedEcho a("a");
+    const ServiceSpec service = service_to({a.port()});
+    const NotifySocket notify;
+    const ScopedEnvironment environment{{"NOTIFY_SOCKET", notify.path().c_str()},
+                                        {"WATCHDOG_USEC", "400000"}};
+    Fulcrum fulcrum(config_for({service}), {service.listen});
+    REQUIRE(notify.wait_for("READY=1", 10s));
+
+    fulcrum.process().send_signal(SIGUSR2);
+    REQUIRE(fulcrum.process().wait_for_output("upgrade: the new process (pid ", 30s));
+    Successor successor(new_process_pid(fulcrum.process()));
+    const std::string main_pid = "MAINPID=" + std::to_string(new_process_pid(fulcrum.process()));
+    std::vector<std::string> before;
+    CHECK(notify.wait_for(main_pid, 10s, &before));
+    CHECK(fulcrum.process().wait_exit(10s) == std::optional<int>(0));
+    // The old process drained without STOPPING=1, which would stop the unit.
+    std::vector<std::string> after;
+    CHECK(notify.wait_for("WATCHDOG=1", 5s, &after));
+    for (const auto& messages : {before, after}) {
+        for (const std::string& message : messages)
+            CHECK(message.find("STOPPING=1") == std::string::npos);
+    }
+    CHECK(connect_named(service.listen).second == "a");
+    CHECK(notify.wait_for("WATCHDOG=1", 5s));
     CHECK(successor.stop(10s) == std::optional<int>(0));
 }
