@@ -85,7 +85,10 @@ bool BinaryUpgrade::start(const std::vector<HandedSocket>& sockets) {
     std::vector<char*> envp = pointers(environment);
 
     std::vector<uv_stdio_container_t> stdio(static_cast<std::size_t>(ready_fd) + 1);
-    for (int fd = 0; fd < first_handed_descriptor; ++fd) {
+    // Its output goes where this one's does (the journal, a log file); nothing is read
+    // from stdin.
+    stdio[0].flags = UV_IGNORE;
+    for (int fd = 1; fd < first_handed_descriptor; ++fd) {
         stdio[static_cast<std::size_t>(fd)].flags = UV_INHERIT_FD;
         stdio[static_cast<std::size_t>(fd)].data.fd = fd;
     }
