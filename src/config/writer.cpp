@@ -177,6 +177,17 @@ std::string to_toml(const Config& config) {
         if (const auto& discovery = service.discovery) {
             out += "\n[service.discovery]\n";
             line("type", toml_string(to_string(discovery->type)));
+            line("timeout", toml_string(discovery->timeout));
+        }
+        if (const auto& discovery = service.discovery;
+            discovery && discovery->type == DiscoveryType::etcd) {
+            std::vector<std::string> endpoints;
+            for (const std::string& endpoint : discovery->endpoints) {
+                endpoints.push_back(toml_string(endpoint));
+            }
+            line("endpoints", fmt::format("[{}]", fmt::join(endpoints, ", ")));
+            line("prefix", toml_string(discovery->prefix));
+        } else if (discovery) {
             line("name", toml_string(discovery->name));
             if (discovery->type == DiscoveryType::dns_a) {
                 line("port", std::to_string(discovery->port));
@@ -193,7 +204,6 @@ std::string to_toml(const Config& config) {
             line("interval", toml_string(discovery->interval));
             line("min_ttl", toml_string(discovery->min_ttl));
             line("hold", toml_string(discovery->hold));
-            line("timeout", toml_string(discovery->timeout));
         }
 
         for (const BackendConfig& backend : service.backends) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "fulcrum/config/config.hpp"
+#include "fulcrum/discovery/discovery.hpp"
 #include "fulcrum/discovery/srv_mapping.hpp"
 
 using namespace fulcrum;
