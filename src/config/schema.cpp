@@ -476,9 +476,10 @@ void reject_keys(Section& section, std::initializer_list<std::string_view> keys,
 }
 
 void read_etcd_discovery(Section& section, DiscoveryConfig& discovery) {
-    if (section.read_list("endpoints", discovery.endpoints, to_etcd_endpoint) == Outcome::absent) {
+    const Outcome endpoints = section.read_list("endpoints", discovery.endpoints, to_etcd_endpoint);
+    if (endpoints == Outcome::absent) {
         section.error("endpoints", "missing required key");
-    } else if (discovery.endpoints.empty()) {
+    } else if (endpoints == Outcome::valid && discovery.endpoints.empty()) {
         section.error("endpoints", "must not be empty");
     }
     section.read("prefix", discovery.prefix, to_etcd_prefix, Need::required);

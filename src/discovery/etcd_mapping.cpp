@@ -1,5 +1,7 @@
 #include "fulcrum/discovery/etcd_mapping.hpp"
 
+#include <arpa/inet.h>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -7,6 +9,25 @@
 #include <stdexcept>
 
 namespace fulcrum {
+namespace {
+
+// Whether the host of "host:port" or "[v6]:port" is an IP address. A text without a
+// port passes: parse_address says what is missing.
+bool numeric_host(std::string_view text) {
+    std::string host;
+    if (text.starts_with('[')) {
+        host = text.substr(1, text.find(']') - 1);
+    } else if (const std::size_t colon = text.rfind(':'); colon != std::string_view::npos) {
+        host = text.substr(0, colon);
+    } else {
+        return true;
+    }
+    in6_addr scratch{};
+    return ::inet_pton(AF_INET, host.c_str(), &scratch) == 1 ||
+           ::inet_pton(AF_INET6, host.c_str(), &scratch) == 1;
+}
+
+}  // namespace
 
 std::optional<std::string> etcd_backend_name(std::string_view key, std::string_view prefix) {
     if (!key.starts_with(prefix)) return std::nullopt;
@@ -27,16 +48,17 @@ BackendConfig backend_from_etcd_value(std::string name, std::string_view value,
     }
     BackendConfig backend;
     const std::string text = address->get<std::string>();
-    try {
-        backend.address = parse_address(text);
-    } catch (const AddressError& e) {
-        throw std::invalid_argument(fmt::format("\"address\": {}", e.what()));
-    }
-    if (backend.address.numeric() != text) {
+    // Checked before parse_address, which would resolve a host name (and block the loop).
+    if (!numeric_host(text)) {
         throw std::invalid_argument(
             fmt::format("\"address\": \"{}\" is not numeric; write \"10.0.0.5:6379\" or "
                         "\"[fd00::5]:6379\"",
                         text));
+    }
+    try {
+        backend.address = parse_address(text);
+    } catch (const AddressError& e) {
+        throw std::invalid_argument(fmt::format("\"address\": {}", e.what()));
     }
     if (backend.address.port() == 0) throw std::invalid_argument("\"address\": port 0");
     if (const auto weight = object.find("weight"); weight != object.end()) {

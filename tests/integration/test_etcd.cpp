@@ -13,6 +13,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <set>
@@ -177,8 +178,10 @@ bool on_all(const Instances& instances, const std::function<bool(const Instance&
         timeout, 20ms);
 }
 
-bool all_have(const Instances& instances, const std::set<std::string>& names) {
-    return on_all(instances, [&](const Instance& i) { return i.names() == names; });
+bool all_have(const Instances& instances, const std::set<std::string>& names,
+              std::chrono::milliseconds timeout = 20s) {
+    return on_all(
+        instances, [&](const Instance& i) { return i.names() == names; }, timeout);
 }
 
 }  // namespace
