@@ -130,11 +130,13 @@ struct Instance {
     json service() const { return status_of(admin)["services"][0]; }
     std::set<std::string> names() const {
         std::set<std::string> out;
-        for (const json& backend : service()["backends"]) out.insert(backend["name"]);
+        const json status = service();  // the loop below must not outlive it
+        for (const json& backend : status["backends"]) out.insert(backend["name"]);
         return out;
     }
     json backend(const std::string& name) const {
-        for (const json& backend : service()["backends"]) {
+        const json status = service();
+        for (const json& backend : status["backends"]) {
             if (backend["name"] == name) return backend;
         }
         return nullptr;
@@ -171,11 +173,18 @@ Instances three_instances(const std::string& endpoints) {
 // Polls until `condition` holds on every instance.
 bool on_all(const Instances& instances, const std::function<bool(const Instance&)>& condition,
             std::chrono::milliseconds timeout = 20s) {
-    return poll_until(
+    const bool held = poll_until(
         [&] {
             return std::ranges::all_of(instances, [&](const auto& i) { return condition(*i); });
         },
         timeout, 20ms);
+    if (!held) {
+        for (const auto& i : instances) {
+            if (!condition(*i))
+                UNSCOPED_INFO("an instance's log:\n" << i->fulcrum.process().output());
+        }
+    }
+    return held;
 }
 
 bool all_have(const Instances& instances, const std::set<std::string>& names,
