@@ -114,18 +114,20 @@ std::string value_of(const NamedEcho& backend, const std::string& extra = "") {
 
 // One fulcrum instance watching `endpoints` (a TOML list's items).
 struct Instance {
-    Instance(const std::string& endpoints)
+    explicit Instance(const std::string& endpoints)
         : listen(free_port()),
           admin(free_port()),
-          fulcrum("[log]\nlevel = \"debug\"\n[runtime]\nworkers = " +
-                      std::to_string(default_workers()) +
-                      "\n[admin]\nlisten = \"127.0.0.1:" + std::to_string(admin) +
-                      "\"\n[[service]]\nname = \"svc\"\nlisten = \"127.0.0.1:" +
-                      std::to_string(listen) +
-                      "\"\n[service.health]\nenabled = false\n[service.discovery]\ntype = "
-                      "\"etcd\"\nendpoints = [" +
-                      endpoints + "]\nprefix = \"" + prefix + "\"\n",
-                  {listen, admin}) {}
+          fulcrum(config(endpoints, prefix), {listen, admin}) {}
+
+    std::string config(const std::string& endpoints, const std::string& watched) const {
+        return "[log]\nlevel = \"debug\"\n[runtime]\nworkers = " +
+               std::to_string(default_workers()) +
+               "\n[admin]\nlisten = \"127.0.0.1:" + std::to_string(admin) +
+               "\"\n[[service]]\nname = \"svc\"\nlisten = \"127.0.0.1:" + std::to_string(listen) +
+               "\"\n[service.health]\nenabled = false\n[service.discovery]\ntype = "
+               "\"etcd\"\nendpoints = [" +
+               endpoints + "]\nprefix = \"" + watched + "\"\n";
+    }
 
     json service() const { return status_of(admin)["services"][0]; }
     std::set<std::string> names() const {
@@ -353,6 +355,35 @@ TEST_CASE(
         const std::multiset<std::string> reached = i->reached(6);
         CHECK(reached.count("c") + reached.count("d") == 6);
     }
+}
+
+TEST_CASE(
+    "etcd: SIGHUP to another prefix re-reads, an unchanged one keeps the watch; "
+    "SIGTERM stops the watch at once",
+    "[etcd][reload]") {
+    if (!have_etcd()) return;
+    Etcd etcd;
+    NamedEcho a("a");
+    NamedEcho b("b");
+    etcd.put(prefix + "a", value_of(a));
+    etcd.put("/fulcrum/other/b", value_of(b));
+    const std::string endpoints = "\"" + etcd.url() + "\"";
+    Instances instances;
+    instances.push_back(std::make_unique<Instance>(endpoints));
+    Instance& instance = *instances[0];
+    REQUIRE(all_have(instances, {"a"}));
+
+    reload(instance.fulcrum, instance.config(endpoints, "/fulcrum/other/"), 1);
+    REQUIRE(all_have(instances, {"b"}));
+    CHECK(instance.reached(2).count("b") == 2);
+    // The same file again: the watch goes on (no second read, no new watch).
+    reload(instance.fulcrum, instance.config(endpoints, "/fulcrum/other/"), 2);
+    etcd.put("/fulcrum/other/a", value_of(a));
+    REQUIRE(all_have(instances, {"a", "b"}));
+    CHECK(count_of(instance.fulcrum.process().output(), "watching http") == 2);
+
+    instance.fulcrum.process().send_signal(SIGTERM);
+    CHECK(instance.fulcrum.process().wait_exit(5s) == 0);
 }
 
 // Not a check: the README's convergence figures. Run it with
