@@ -1,8 +1,9 @@
 // etcd discovery without sockets: keys to backend names, values to backends, the set
 // kept through listings and events (invalid values included), the [service.discovery]
-// table of type "etcd", and `fulcrum register`'s checks.
+// table of type "etcd", `fulcrum register`'s checks, and a drain from a value.
 #include <catch2/catch.hpp>
 
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "fulcrum/config/config.hpp"
 #include "fulcrum/discovery/etcd_mapping.hpp"
 #include "fulcrum/discovery/etcd_registration.hpp"
+#include "fulcrum/lb/backend.hpp"
 
 using namespace fulcrum;
 
@@ -211,4 +213,27 @@ TEST_CASE("fulcrum register checks its arguments as the instances read them", "[
           }).starts_with("--etcd: '127.0.0.1:2379' must start with http://"));
     CHECK(error_with([](Registration& r) { r.ttl = std::chrono::milliseconds(500); }) ==
           "--ttl: must be at least 1s");
+}
+
+TEST_CASE("a drain from the etcd value and the admin endpoint's are apart", "[etcd]") {
+    ServiceConfig service = etcd_service();
+    service.backends.push_back(
+        backend_from_etcd_value("a", R"({"address": "10.0.0.1:1"})", service));
+    const Pool first(service, nullptr, 1, 1000);
+    const std::shared_ptr<Backend> backend = first.members.at(0).backend;
+    CHECK(backend->eligible());
+
+    service.backends[0].drain = true;
+    const Pool drained(service, &first, 1, 2000);
+    CHECK_FALSE(backend->eligible());
+    CHECK(backend->leaving_since_ms == 2000);  // drain_timeout counts from here
+
+    // The operator drains it too; the value's drain ending leaves the operator's.
+    backend->drained = true;
+    service.backends[0].drain = false;
+    const Pool undrained(service, &drained, 1, 3000);
+    CHECK_FALSE(backend->eligible());
+    CHECK(backend->leaving_since_ms == 2000);
+    backend->drained = false;
+    CHECK(backend->eligible());
 }
