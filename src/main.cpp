@@ -1,4 +1,6 @@
 // The command line: fulcrum [-c FILE] [--check] [--log-level LEVEL] [--version] [--help]
+//               fulcrum register --etcd URL --prefix P --name N --address A [--ttl T]
+//                                [--weight W]
 // Exit status: 0 ok, 1 configuration or startup error, 2 usage error.
 
 #include <spdlog/spdlog.h>
@@ -6,9 +8,13 @@
 
 #include <cstdio>
 #include <memory>
+#include <optional>
+#include <stdexcept>
 #include <string>
 
 #include "fulcrum/config/config.hpp"
+#include "fulcrum/config/duration.hpp"
+#include "fulcrum/discovery/etcd_registration.hpp"
 #include "fulcrum/logging.hpp"
 #include "fulcrum/server.hpp"
 #include "fulcrum/upgrade/binary_upgrade.hpp"
@@ -41,6 +47,27 @@ int main(int argc, char** argv) {
     app.add_option("--log-level", log_level, "override log.level")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
     app.set_version_flag("--version", std::string("fulcrum ") + FULCRUM_VERSION);
+
+    fulcrum::Registration registration;
+    std::string ttl = "10s";
+    int weight = 0;
+    CLI::App* register_command = app.add_subcommand(
+        "register",
+        "register a backend in etcd under a lease, keep the lease alive, delete the key on "
+        "SIGTERM");
+    register_command
+        ->add_option("--etcd", registration.endpoints,
+                     "etcd endpoint, http://host:port (repeat it to fail over)")
+        ->required();
+    register_command->add_option("--prefix", registration.prefix, "the prefix fulcrum watches")
+        ->required();
+    register_command
+        ->add_option("--name", registration.name, "the backend's name (the key's last segment)")
+        ->required();
+    register_command->add_option("--address", registration.address, "the backend, numeric ip:port")
+        ->required();
+    register_command->add_option("--ttl", ttl, "the lease's time to live")->capture_default_str();
+    register_command->add_option("--weight", weight, "its weight (at least 1)");
     try {
         app.parse(argc, argv);
     } catch (const CLI::Success& e) {
@@ -48,6 +75,20 @@ int main(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
         app.exit(e);
         return exit_usage_error;
+    }
+    if (*register_command) {
+        try {
+            const std::optional<fulcrum::Duration> parsed = fulcrum::parse_duration(ttl);
+            if (!parsed) throw std::invalid_argument("--ttl: not a duration, e.g. 10s");
+            registration.ttl = *parsed;
+            if (register_command->count("--weight") > 0) registration.weight = weight;
+            fulcrum::check_registration(registration);
+        } catch (const std::invalid_argument& e) {
+            std::fprintf(stderr, "fulcrum register: %s\n", e.what());
+            return exit_usage_error;
+        }
+        fulcrum::configure_logging(fulcrum::LogConfig{});
+        return fulcrum::run_registration(registration);
     }
 
     fulcrum::Config config;

@@ -18,7 +18,6 @@
 
 #include "fulcrum/admin/admin.hpp"
 #include "fulcrum/descriptor_limit.hpp"
-#include "fulcrum/discovery/srv_mapping.hpp"
 #include "fulcrum/lb/backend.hpp"
 #include "fulcrum/net/listener.hpp"
 #include "fulcrum/reload_plan.hpp"
@@ -86,7 +85,7 @@ Server::Server(std::shared_ptr<const Config> config, std::string config_path,
       admin_state_(worker_count(config_->runtime), open_sessions_, worker_counters_) {
     check(uv_loop_init(&loop_), "uv_loop_init");
     health_ = std::make_unique<HealthChecker>(&loop_);
-    discovery_ = std::make_unique<DnsDiscovery>(
+    discovery_ = std::make_unique<Discovery>(
         &loop_, [this](const std::string& service) { on_discovered(service); });
 }
 

@@ -24,11 +24,11 @@ for option in "$@"; do
         --fuzz) packages+=(clang libclang-rt-dev) ;;
         --test)
             # promtool; Redis and PostgreSQL servers for the health checks; dnsmasq for
-            # DNS discovery; systemd-analyze and man for the install test; Chromium and
-            # Node.js for the status page's browser test (Debian's npm unless the nodejs
-            # in place brings its own).
-            packages+=(prometheus redis-server postgresql dnsmasq chromium nodejs systemd
-                man-db)
+            # DNS discovery; etcd for etcd discovery; systemd-analyze and man for the
+            # install test; Chromium and Node.js for the status page's browser test
+            # (Debian's npm unless the nodejs in place brings its own).
+            packages+=(prometheus redis-server postgresql dnsmasq etcd-server etcd-client
+                chromium nodejs systemd man-db)
             command -v npm >/dev/null || packages+=(npm)
             browser_driver=true
             ;;

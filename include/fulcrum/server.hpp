@@ -15,7 +15,7 @@
 
 #include "fulcrum/admin/admin.hpp"
 #include "fulcrum/config/config.hpp"
-#include "fulcrum/discovery/dns_discovery.hpp"
+#include "fulcrum/discovery/discovery.hpp"
 #include "fulcrum/health/health.hpp"
 #include "fulcrum/net/worker.hpp"
 #include "fulcrum/stats/metrics.hpp"
@@ -109,7 +109,7 @@ private:
     // By listener_key: kept for as long as the address is served.
     std::map<std::string, std::shared_ptr<ListenCounters>> listen_counters_;
     std::unique_ptr<HealthChecker> health_;
-    std::unique_ptr<DnsDiscovery> discovery_;
+    std::unique_ptr<Discovery> discovery_;
     std::vector<std::unique_ptr<Worker>> workers_;
     WorkerCounters worker_counters_;      // one slot per worker
     AdminState admin_state_;              // what the admin endpoint reads

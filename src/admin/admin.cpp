@@ -92,7 +92,7 @@ json check_history_json(const CheckHistory& history) {
 // What an operator is shown first: "down", "drained", "full", "slow-start", "up".
 std::string_view backend_state(const PoolMember& member, Duration slow_start) {
     const Backend& backend = *member.backend;
-    if (backend.drained.load(std::memory_order_relaxed)) {
+    if (backend.is_drained()) {
         return backend.active.load(std::memory_order_relaxed) > 0 ? "draining" : "drained";
     }
     if (!backend.passes_checks()) return "down";
@@ -130,6 +130,7 @@ json backend_json(const PoolMember& member, const ServiceConfig& service) {
         {"last_failure", check_json(backend.last_failure())},
     };
     if (member.config.max_connections > 0) out["max_connections"] = member.config.max_connections;
+    if (member.config.source == BackendSource::etcd) out["drain"] = member.config.drain;
     if (service.health.enabled) out["checks"] = check_history_json(backend.check_history);
     const std::int64_t out_until_ms = backend.out_until_ms.load(std::memory_order_relaxed);
     const std::int64_t now_ms = steady_now_ms();
@@ -152,6 +153,17 @@ json discovery_json(const DiscoveryConfig& discovery, const DiscoveryStats& stat
             {"time", utc_text(at)},
             {"seconds_ago", unix_seconds(std::chrono::system_clock::now()) - since_epoch.count()},
             {"result", to_string(static_cast<ResolutionResult>(last))},
+        };
+    }
+    if (discovery.type == DiscoveryType::etcd) {
+        return {
+            {"type", to_string(discovery.type)},
+            {"endpoints", discovery.endpoints},
+            {"prefix", discovery.prefix},
+            {"backends", stats.backends.load(std::memory_order_relaxed)},
+            {"watch_up", stats.watch_up.load(std::memory_order_relaxed)},
+            {"events", stats.events.load(std::memory_order_relaxed)},
+            {"invalid_values", stats.invalid_values.load(std::memory_order_relaxed)},
         };
     }
     return {
@@ -185,6 +197,10 @@ json status_json(const AdminState& state) {
         if (service.config->discovery && service.discovery) {
             services.back()["discovery"] =
                 discovery_json(*service.config->discovery, *service.discovery);
+            if (service.config->discovery->type == DiscoveryType::etcd) {
+                services.back()["revision"] =
+                    service.discovery->revision.load(std::memory_order_relaxed);
+            }
         }
     }
     return {
@@ -278,7 +294,7 @@ void set_admin_state(const AdminState& state, const httplib::Request& req, httpl
     const bool drain = req.matches[3].str() == "drain";
     const bool was_drained = member->backend->drained.exchange(drain);
     if (drain && !was_drained) member->backend->mark_leaving(steady_now_ms());
-    if (!drain && was_drained) {
+    if (!drain && was_drained && !member->backend->discovery_drained.load()) {
         member->backend->leaving_since_ms.store(0, std::memory_order_relaxed);
         member->backend->mark_up(steady_now_ms());  // slow start from here
     }

@@ -345,7 +345,7 @@ std::string render_prometheus(const MetricsSample& sample) {
     out.family("fulcrum_discovery_resolutions_total", "counter",
                "DNS resolutions of [service.discovery], by result.");
     for (const ServiceSample& s : sample.services) {
-        if (!s.discovery) continue;
+        if (!s.discovery || s.discovery->etcd) continue;
         for (std::size_t result = 0; result < resolution_result_count; ++result) {
             out.sample(
                 "fulcrum_discovery_resolutions_total",
@@ -360,6 +360,25 @@ std::string render_prometheus(const MetricsSample& sample) {
             out.sample("fulcrum_discovery_backends", {{"service", s.name}}, s.discovery->backends);
         }
     }
+    const auto etcd_family = [&](const char* name, const char* type, const char* help, auto value) {
+        out.family(name, type, help);
+        for (const ServiceSample& s : sample.services) {
+            if (s.discovery && s.discovery->etcd) {
+                out.sample(name, {{"service", s.name}}, value(*s.discovery));
+            }
+        }
+    };
+    etcd_family("fulcrum_etcd_watch_up", "gauge",
+                "1 while the etcd watch of [service.discovery] is established, else 0.",
+                [](const DiscoverySample& d) { return std::uint64_t{d.watch_up}; });
+    etcd_family("fulcrum_etcd_events_total", "counter",
+                "Puts and deletes seen under the etcd prefix.",
+                [](const DiscoverySample& d) { return d.events; });
+    etcd_family("fulcrum_etcd_invalid_values_total", "counter",
+                "etcd values skipped: not JSON, a bad address, weight or drain.",
+                [](const DiscoverySample& d) { return d.invalid_values; });
+    etcd_family("fulcrum_etcd_revision", "gauge", "The etcd revision of the latest read or event.",
+                [](const DiscoverySample& d) { return static_cast<std::uint64_t>(d.revision); });
 
     for (const BackendMetric& metric : backend_metrics) {
         out.family(metric.name, metric.type, metric.help);
@@ -440,12 +459,18 @@ std::vector<ServiceSample> sample_services(const std::vector<ServiceState>& serv
         s.queue_length = service.queue ? service.queue->length() : 0;
         s.tracked_sources = service.admission ? service.admission->tracked_sources() : 0;
         if (service.discovery) {
+            const DiscoveryStats& stats = *service.discovery;
             DiscoverySample& discovery = s.discovery.emplace();
+            discovery.etcd =
+                service.config->discovery && service.config->discovery->type == DiscoveryType::etcd;
             for (std::size_t i = 0; i < resolution_result_count; ++i) {
-                discovery.resolutions[i] =
-                    service.discovery->resolutions[i].load(std::memory_order_relaxed);
+                discovery.resolutions[i] = stats.resolutions[i].load(std::memory_order_relaxed);
             }
-            discovery.backends = service.discovery->backends.load(std::memory_order_relaxed);
+            discovery.backends = stats.backends.load(std::memory_order_relaxed);
+            discovery.watch_up = stats.watch_up.load(std::memory_order_relaxed);
+            discovery.events = stats.events.load(std::memory_order_relaxed);
+            discovery.invalid_values = stats.invalid_values.load(std::memory_order_relaxed);
+            discovery.revision = stats.revision.load(std::memory_order_relaxed);
         }
         for (const PoolMember& member : service.pool->members) {
             const Backend* backend = member.backend.get();

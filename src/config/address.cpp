@@ -75,6 +75,25 @@ bool Address::operator==(const Address& other) const {
     return text == other.text && numeric() == other.numeric();
 }
 
+std::string parse_http_endpoint(std::string_view text) {
+    constexpr std::string_view scheme = "http://";
+    if (!text.starts_with(scheme)) {
+        throw AddressError(
+            fmt::format("'{}' must start with http:// (https is not supported)", text));
+    }
+    const std::string_view host_port = text.substr(scheme.size());
+    const std::size_t colon = host_port.rfind(':');
+    if (host_port.find('/') != std::string_view::npos || colon == std::string_view::npos ||
+        colon == 0) {
+        throw AddressError(
+            fmt::format("'{}' must be http://host:port, e.g. http://127.0.0.1:2379", text));
+    }
+    if (parse_port(text, host_port.substr(colon + 1)) == 0) {
+        throw AddressError(fmt::format("'{}': port 0 is not allowed (use 1-65535)", text));
+    }
+    return std::string(text);
+}
+
 Address parse_address(std::string_view text) {
     if (text.starts_with('[')) {
         const auto close = text.find(']');

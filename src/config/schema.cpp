@@ -62,14 +62,16 @@ constexpr std::array<Choice<CheckType>, 6> check_type_choices{{
     {"mysql", CheckType::mysql},
 }};
 
-constexpr std::array<Choice<DiscoveryType>, 2> discovery_type_choices{{
+constexpr std::array<Choice<DiscoveryType>, 3> discovery_type_choices{{
     {"dns-a", DiscoveryType::dns_a},
     {"dns-srv", DiscoveryType::dns_srv},
+    {"etcd", DiscoveryType::etcd},
 }};
 
-constexpr std::array<Choice<BackendSource>, 2> backend_source_names{{
+constexpr std::array<Choice<BackendSource>, 3> backend_source_names{{
     {"static", BackendSource::configured},
     {"dns", BackendSource::dns},
+    {"etcd", BackendSource::etcd},
 }};
 
 constexpr std::array<Choice<std::optional<ProxyVersion>>, 3> send_proxy_choices{{
@@ -238,6 +240,18 @@ Address to_resolver(const Value& value) {
                         to_string_value(value)));
     }
     return address;
+}
+
+// An etcd endpoint, "http://host:port": the v3 JSON gateway, without TLS.
+std::string to_etcd_endpoint(const Value& value) {
+    return parsed_with(value, parse_http_endpoint);
+}
+
+std::string to_etcd_prefix(const Value& value) {
+    std::string prefix = to_name(value);
+    // Without it "/a" would also take the keys of "/ab/".
+    if (!prefix.ends_with('/')) throw Invalid("must end with \"/\", e.g. \"/fulcrum/redis/\"");
+    return prefix;
 }
 
 Duration to_discovery_interval(const Value& value) {
@@ -450,9 +464,38 @@ void read_passive(Section& section, PassiveConfig& passive) {
     section.read("cooldown", passive.cooldown, to_positive_duration);
 }
 
+// Keys that belong to the other kind of discovery are errors, not ignored: the file
+// would not do what it says.
+void reject_keys(Section& section, std::initializer_list<std::string_view> keys,
+                 std::string_view applies_to) {
+    for (const std::string_view key : keys) {
+        if (section.find(key) != nullptr) {
+            section.error(key, fmt::format("applies only to {}", applies_to));
+        }
+    }
+}
+
+void read_etcd_discovery(Section& section, DiscoveryConfig& discovery) {
+    const Outcome endpoints = section.read_list("endpoints", discovery.endpoints, to_etcd_endpoint);
+    if (endpoints == Outcome::absent) {
+        section.error("endpoints", "missing required key");
+    } else if (endpoints == Outcome::valid && discovery.endpoints.empty()) {
+        section.error("endpoints", "must not be empty");
+    }
+    section.read("prefix", discovery.prefix, to_etcd_prefix, Need::required);
+    reject_keys(section, {"name", "port", "resolvers", "interval", "min_ttl", "hold"},
+                "type = \"dns-a\" and \"dns-srv\"");
+}
+
 void read_discovery(Section& section, DiscoveryConfig& discovery) {
     const Outcome type =
         section.read("type", discovery.type, one_of(discovery_type_choices), Need::required);
+    section.read("timeout", discovery.timeout, to_positive_duration);
+    if (type == Outcome::valid && discovery.type == DiscoveryType::etcd) {
+        read_etcd_discovery(section, discovery);
+        return;
+    }
+    reject_keys(section, {"endpoints", "prefix"}, "type = \"etcd\"");
     section.read("name", discovery.name, to_name, Need::required);
     if (type == Outcome::valid && discovery.type == DiscoveryType::dns_a) {
         section.read("port", discovery.port, integer_in_range<int>(1, 65535), Need::required);
@@ -466,7 +509,6 @@ void read_discovery(Section& section, DiscoveryConfig& discovery) {
     const Outcome interval = section.read("interval", discovery.interval, to_discovery_interval);
     const Outcome min_ttl = section.read("min_ttl", discovery.min_ttl, to_discovery_interval);
     section.read("hold", discovery.hold, to_duration);
-    section.read("timeout", discovery.timeout, to_positive_duration);
     if (interval != Outcome::invalid && min_ttl != Outcome::invalid &&
         discovery.min_ttl > discovery.interval) {
         section.error(

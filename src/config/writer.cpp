@@ -177,22 +177,31 @@ std::string to_toml(const Config& config) {
         if (const auto& discovery = service.discovery) {
             out += "\n[service.discovery]\n";
             line("type", toml_string(to_string(discovery->type)));
-            line("name", toml_string(discovery->name));
-            if (discovery->type == DiscoveryType::dns_a) {
-                line("port", std::to_string(discovery->port));
-            }
-            if (discovery->resolvers.empty()) {
-                out += "# resolvers is not set: the nameservers of /etc/resolv.conf.\n";
-            } else {
-                std::vector<std::string> resolvers;
-                for (const Address& resolver : discovery->resolvers) {
-                    resolvers.push_back(toml_string(resolver.text));
+            if (discovery->type == DiscoveryType::etcd) {
+                std::vector<std::string> endpoints;
+                for (const std::string& endpoint : discovery->endpoints) {
+                    endpoints.push_back(toml_string(endpoint));
                 }
-                line("resolvers", fmt::format("[{}]", fmt::join(resolvers, ", ")));
+                line("endpoints", fmt::format("[{}]", fmt::join(endpoints, ", ")));
+                line("prefix", toml_string(discovery->prefix));
+            } else {
+                line("name", toml_string(discovery->name));
+                if (discovery->type == DiscoveryType::dns_a) {
+                    line("port", std::to_string(discovery->port));
+                }
+                if (discovery->resolvers.empty()) {
+                    out += "# resolvers is not set: the nameservers of /etc/resolv.conf.\n";
+                } else {
+                    std::vector<std::string> resolvers;
+                    for (const Address& resolver : discovery->resolvers) {
+                        resolvers.push_back(toml_string(resolver.text));
+                    }
+                    line("resolvers", fmt::format("[{}]", fmt::join(resolvers, ", ")));
+                }
+                line("interval", toml_string(discovery->interval));
+                line("min_ttl", toml_string(discovery->min_ttl));
+                line("hold", toml_string(discovery->hold));
             }
-            line("interval", toml_string(discovery->interval));
-            line("min_ttl", toml_string(discovery->min_ttl));
-            line("hold", toml_string(discovery->hold));
             line("timeout", toml_string(discovery->timeout));
         }
 

@@ -32,60 +32,23 @@ std::string preferred_ip(std::vector<std::string> ips) {
     return ips.front();
 }
 
-// "added a:1, b:1; removed c:1" for the log: the names new in `after`, gone from
-// `before`, and those whose address or weight changed.
-std::string set_changes(const std::vector<BackendConfig>& before,
-                        const std::vector<BackendConfig>& after) {
-    std::vector<std::string> added;
-    std::vector<std::string> changed;
-    std::vector<std::string> removed;
-    for (const BackendConfig& backend : after) {
-        const auto old = std::ranges::find(before, backend.name, &BackendConfig::name);
-        if (old == before.end()) {
-            added.push_back(backend.name);
-        } else if (!(*old == backend)) {
-            changed.push_back(backend.name);
-        }
-    }
-    for (const BackendConfig& backend : before) {
-        if (std::ranges::find(after, backend.name, &BackendConfig::name) == after.end()) {
-            removed.push_back(backend.name);
-        }
-    }
-    std::vector<std::string> parts;
-    if (!added.empty()) parts.push_back(fmt::format("added {}", fmt::join(added, ", ")));
-    if (!changed.empty()) parts.push_back(fmt::format("changed {}", fmt::join(changed, ", ")));
-    if (!removed.empty()) parts.push_back(fmt::format("removed {}", fmt::join(removed, ", ")));
-    return fmt::format("{}", fmt::join(parts, "; "));
-}
-
-}  // namespace
-
 // One service's discovery: a resolution, then a timer to the next one.
-struct DnsDiscovery::Watch {
-    Watch(const DnsDiscovery& owner, ServiceConfig configured)
-        : owner(owner),
-          service(std::move(configured)),
-          discovery(*service.discovery),
-          resolver(DnsResolver::open(owner.loop_, discovery.resolvers, discovery.timeout)) {}
-
-    const DnsDiscovery& owner;
-    const ServiceConfig service;  // as configured
-    const DiscoveryConfig& discovery;
-    DnsResolver::Ptr resolver;
-    uv_timer_t refresh{};
-    std::vector<BackendConfig> current;  // in use, sorted by name
-    std::shared_ptr<DiscoveryStats> stats;
-    // When the first resolver error after the last good answer happened; hold counts from
-    // then.
-    std::optional<std::int64_t> first_error_ms;
-
-    std::string label() const {
-        return fmt::format("service {}: {} {}", service.name, to_string(discovery.type),
-                           discovery.name);
+class DnsWatch final : public DiscoveryWatch {
+public:
+    explicit DnsWatch(Setup setup)
+        : DiscoveryWatch(std::move(setup)),
+          resolver(DnsResolver::open(loop(), discovery().resolvers, discovery().timeout)) {
+        if (const int rc = uv_timer_init(loop(), &refresh); rc < 0) {
+            throw std::runtime_error(fmt::format("uv_timer_init: {}", uv_strerror(rc)));
+        }
+        refresh.data = this;
     }
 
-    static void on_refresh(uv_timer_t* timer) { static_cast<Watch*>(timer->data)->resolve(); }
+    void close() override {
+        resolver.reset();  // its queries end without calling back
+        uv_close(reinterpret_cast<uv_handle_t*>(&refresh),
+                 [](uv_handle_t* handle) { delete static_cast<DnsWatch*>(handle->data); });
+    }
 
     void schedule(Duration delay) {
         const auto ms = static_cast<std::uint64_t>(std::max<std::int64_t>(0, delay.count()));
@@ -94,19 +57,28 @@ struct DnsDiscovery::Watch {
         }
     }
 
+private:
+    DnsResolver::Ptr resolver;
+    uv_timer_t refresh{};
+    // When the first resolver error after the last good answer happened; hold counts from
+    // then.
+    std::optional<std::int64_t> first_error_ms;
+
+    static void on_refresh(uv_timer_t* timer) { static_cast<DnsWatch*>(timer->data)->resolve(); }
+
     void resolve() {
-        if (discovery.type == DiscoveryType::dns_a) {
+        if (discovery().type == DiscoveryType::dns_a) {
             resolver->resolve_addresses(
-                discovery.name, [this](ResolutionResult result, AddressAnswer answer) {
+                discovery().name, [this](ResolutionResult result, AddressAnswer answer) {
                     std::vector<BackendConfig> found;
                     if (result == ResolutionResult::ok) {
-                        found = backends_from_addresses(answer.ips, discovery.port, service);
+                        found = backends_from_addresses(answer.ips, discovery().port, service());
                     }
                     finish(result, std::move(found), answer.ttl);
                 });
             return;
         }
-        resolver->resolve_srv(discovery.name, [this](ResolutionResult result, SrvAnswer answer) {
+        resolver->resolve_srv(discovery().name, [this](ResolutionResult result, SrvAnswer answer) {
             if (result != ResolutionResult::ok) {
                 finish(result, {}, 0);
                 return;
@@ -152,7 +124,7 @@ struct DnsDiscovery::Watch {
                         return;
                     }
                     std::erase_if(srv.records, [](const SrvTarget& r) { return r.ip.empty(); });
-                    std::vector<BackendConfig> found = backends_from_srv(srv.records, service);
+                    std::vector<BackendConfig> found = backends_from_srv(srv.records, service());
                     const ResolutionResult outcome =
                         found.empty() ? ResolutionResult::empty : ResolutionResult::ok;
                     finish(outcome, std::move(found), srv.ttl);
@@ -162,8 +134,9 @@ struct DnsDiscovery::Watch {
 
     // Applies one resolution's outcome and schedules the next.
     void finish(ResolutionResult result, std::vector<BackendConfig> found, std::uint32_t ttl) {
-        stats->record(result, unix_now_seconds());
+        stats()->record(result, unix_now_seconds());
         const std::int64_t now_ms = steady_now_ms();
+        const DiscoveryConfig& discovery = this->discovery();
         Duration next = discovery.interval;
         std::optional<std::vector<BackendConfig>> replacement;
         if (!is_resolver_error(result)) {
@@ -178,14 +151,14 @@ struct DnsDiscovery::Watch {
             if (!first_error_ms) {
                 first_error_ms = now_ms;
                 spdlog::warn("{}: resolution failed: {}; keeping its {} backend{} for up to {}",
-                             label(), to_string(result), current.size(),
-                             current.size() == 1 ? "" : "s", format_duration(discovery.hold));
+                             label(), to_string(result), current().size(),
+                             current().size() == 1 ? "" : "s", format_duration(discovery.hold));
             } else {
                 spdlog::debug("{}: resolution failed: {}", label(), to_string(result));
             }
             const Duration held(now_ms - *first_error_ms);
             if (held >= discovery.hold) {
-                if (!current.empty()) {
+                if (!current().empty()) {
                     spdlog::warn("{}: failing for {}, longer than hold: its backends go", label(),
                                  format_duration(held));
                 }
@@ -194,69 +167,17 @@ struct DnsDiscovery::Watch {
                 next = std::min(next, discovery.hold - held);  // the hold ends on time
             }
         }
-        if (replacement && *replacement != current) {
-            spdlog::info("{}: {}", label(), set_changes(current, *replacement));
-            current = std::move(*replacement);
-            stats->backends.store(current.size(), std::memory_order_relaxed);
-            owner.on_change_(service.name);
-        }
+        if (replacement) replace(std::move(*replacement));
         schedule(next);
     }
 };
 
-void DnsDiscovery::Closer::operator()(Watch* watch) const {
-    watch->resolver.reset();  // its queries end without calling back
-    uv_close(reinterpret_cast<uv_handle_t*>(&watch->refresh),
-             [](uv_handle_t* handle) { delete static_cast<Watch*>(handle->data); });
-}
+}  // namespace
 
-DnsDiscovery::DnsDiscovery(uv_loop_t* loop, std::function<void(const std::string&)> on_change)
-    : loop_(loop), on_change_(std::move(on_change)) {}
-
-DnsDiscovery::~DnsDiscovery() {
-    stop();
-}
-
-void DnsDiscovery::configure(const std::vector<ServiceConfig>& services) {
-    std::map<std::string, std::unique_ptr<Watch, Closer>> next;
-    for (const ServiceConfig& service : services) {
-        if (!service.discovery) continue;
-        const auto old = watches_.find(service.name);
-        if (old != watches_.end() && old->second->service == service) {
-            next.emplace(service.name, std::move(old->second));
-            continue;
-        }
-        auto watch = std::make_unique<Watch>(*this, service);
-        if (const int rc = uv_timer_init(loop_, &watch->refresh); rc < 0) {
-            throw std::runtime_error(fmt::format("uv_timer_init: {}", uv_strerror(rc)));
-        }
-        watch->refresh.data = watch.get();
-        std::unique_ptr<Watch, Closer> started(watch.release());
-        if (old != watches_.end()) {
-            started->current = old->second->current;
-            started->stats = old->second->stats;
-        } else {
-            started->stats = std::make_shared<DiscoveryStats>();
-        }
-        started->schedule(Duration::zero());
-        next.emplace(service.name, std::move(started));
-    }
-    watches_ = std::move(next);  // the watches left behind close
-}
-
-void DnsDiscovery::stop() {
-    watches_.clear();
-}
-
-const std::vector<BackendConfig>& DnsDiscovery::backends(const std::string& service) const {
-    static const std::vector<BackendConfig> none;
-    const auto found = watches_.find(service);
-    return found != watches_.end() ? found->second->current : none;
-}
-
-std::shared_ptr<const DiscoveryStats> DnsDiscovery::stats(const std::string& service) const {
-    const auto found = watches_.find(service);
-    return found != watches_.end() ? found->second->stats : nullptr;
+DiscoveryWatch::Ptr open_dns_watch(DiscoveryWatch::Setup setup) {
+    auto* watch = new DnsWatch(std::move(setup));
+    watch->schedule(Duration::zero());
+    return DiscoveryWatch::Ptr(watch);
 }
 
 }  // namespace fulcrum

@@ -60,16 +60,4 @@ std::vector<BackendConfig> backends_from_addresses(const std::vector<std::string
     return backends;
 }
 
-ServiceConfig with_discovered_backends(const ServiceConfig& service,
-                                       const std::vector<BackendConfig>& discovered) {
-    ServiceConfig running = service;
-    for (const BackendConfig& backend : discovered) {
-        if (std::ranges::find(service.backends, backend.name, &BackendConfig::name) ==
-            service.backends.end()) {
-            running.backends.push_back(backend);
-        }
-    }
-    return running;
-}
-
 }  // namespace fulcrum

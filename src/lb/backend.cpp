@@ -70,6 +70,15 @@ Pool::Pool(const ServiceConfig& service, const Pool* previous, std::size_t worke
         std::shared_ptr<Backend> backend =
             old != nullptr ? old->backend : std::make_shared<Backend>(config.name, workers);
         if (old == nullptr && previous != nullptr) backend->mark_up(now_ms);
+        if (backend->discovery_drained.exchange(config.drain) != config.drain) {
+            // drain_timeout counts from the drain, slow start from its end.
+            if (config.drain) {
+                backend->mark_leaving(now_ms);
+            } else if (!backend->drained.load(std::memory_order_relaxed)) {
+                backend->leaving_since_ms.store(0, std::memory_order_relaxed);
+                backend->mark_up(now_ms);
+            }
+        }
         members.push_back({std::move(backend), config, 1});
         has_backups = has_backups || config.backup;
     }

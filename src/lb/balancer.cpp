@@ -62,7 +62,7 @@ std::string_view Balancer::reason_for_none(std::span<const PoolMember* const> tr
     auto all = [&](auto&& predicate) {
         return std::all_of(members.begin(), members.end(), predicate);
     };
-    if (all([](const PoolMember& m) { return m.backend->drained.load(); })) {
+    if (all([](const PoolMember& m) { return m.backend->is_drained(); })) {
         return "every backend is drained";
     }
     if (all([](const PoolMember& m) { return !m.backend->passes_checks(); })) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "fulcrum/config/config.hpp"
+#include "fulcrum/discovery/discovery.hpp"
 #include "fulcrum/discovery/srv_mapping.hpp"
 
 using namespace fulcrum;
@@ -158,5 +159,5 @@ TEST_CASE("[service.discovery] errors name the line and key", "[discovery][confi
           "interval (5s)");
     CHECK(error_of("type = \"dns\"\nname = \"r.test\"\n") ==
           "t.toml:5:8: service[0].discovery.type: unknown value \"dns\"; valid values: "
-          "\"dns-a\", \"dns-srv\"");
+          "\"dns-a\", \"dns-srv\", \"etcd\"");
 }

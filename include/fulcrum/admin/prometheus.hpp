@@ -46,10 +46,16 @@ struct BackendSample {
     std::optional<CheckHistorySample> checks;       // likewise
 };
 
-// A service's DNS discovery, for services that have one.
+// A service's discovery, for services that have one.
 struct DiscoverySample {
+    bool etcd = false;                                                 // else DNS
     std::array<std::uint64_t, resolution_result_count> resolutions{};  // by ResolutionResult
     std::uint64_t backends = 0;
+    // etcd
+    bool watch_up = false;
+    std::uint64_t events = 0;
+    std::uint64_t invalid_values = 0;
+    std::int64_t revision = 0;
 };
 
 struct ServiceSample {

@@ -49,6 +49,10 @@ struct SocketAddress {
 // "port out of range", "cannot resolve host 'x': ...").
 Address parse_address(std::string_view text);
 
+// An HTTP endpoint, "http://host:port" (an etcd member's client URL), checked and
+// returned as written: the host is resolved by whoever connects. Throws AddressError.
+std::string parse_http_endpoint(std::string_view text);
+
 // Numeric "ip:port" / "[ip]:port" for any AF_INET/AF_INET6 sockaddr; "unknown" otherwise.
 std::string format_sockaddr(const sockaddr* sa);
 // The numeric IP alone ("127.0.0.1", "::1").

@@ -114,8 +114,8 @@ struct PassiveConfig {
 };
 
 // Where a backend comes from: [[service.backend]] or [service.discovery].
-enum class BackendSource { configured, dns };
-std::string_view to_string(BackendSource v);  // "static", "dns"
+enum class BackendSource { configured, dns, etcd };
+std::string_view to_string(BackendSource v);  // "static", "dns", "etcd"
 
 struct BackendConfig {
     std::string name;  // defaults to the address text
@@ -130,6 +130,9 @@ struct BackendConfig {
     // Used only while no other (primary) backend is routable.
     bool backup = false;
     BackendSource source = BackendSource::configured;
+    // Its etcd value says "drain": no new connections, wherever the value is read. Kept
+    // apart from the admin endpoint's drain, so that neither undoes the other.
+    bool drain = false;
 
     bool operator==(const BackendConfig&) const = default;
 };
@@ -149,24 +152,30 @@ struct LimitsConfig {
 enum class DiscoveryType {
     dns_a,    // the A and AAAA records of `name`, on `port`
     dns_srv,  // the SRV records of `name`, each target on its own port
+    etcd,     // the keys directly under `prefix` in etcd, watched
 };
 std::string_view to_string(DiscoveryType v);
 
 // The shortest interval and min_ttl: re-resolving more often only loads the resolvers.
 inline constexpr Duration min_discovery_interval = std::chrono::milliseconds(100);
 
-// Backends found in DNS and re-resolved while the service runs ([service.discovery]).
+// Backends found in DNS and re-resolved, or watched in etcd, while the service runs
+// ([service.discovery]).
 struct DiscoveryConfig {
     DiscoveryType type = DiscoveryType::dns_a;
-    std::string name;                // the record resolved
-    int port = 0;                    // dns-a: the traffic port (SRV answers carry their own)
-    std::vector<Address> resolvers;  // numeric; empty: the nameservers of /etc/resolv.conf
+    std::vector<std::string> endpoints;  // etcd: "http://host:port", the next one on failure
+    std::string prefix;                  // etcd: ends with "/"
+    std::string name;                    // the record resolved
+    int port = 0;                        // dns-a: the traffic port (SRV answers carry their own)
+    std::vector<Address> resolvers;      // numeric; empty: the nameservers of /etc/resolv.conf
     Duration interval = std::chrono::seconds(5);  // at least this often; a shorter TTL wins
     Duration min_ttl = std::chrono::seconds(1);   // a TTL below this counts as this
     // On resolver errors (timeout, SERVFAIL, NXDOMAIN) the last good answer is kept this
     // long, counted from the first error after it.
     Duration hold = std::chrono::minutes(5);
-    Duration timeout = std::chrono::seconds(2);  // for a query, its retry included
+    // For a query, its retry included; etcd: for connecting and for each request but
+    // the watch's stream.
+    Duration timeout = std::chrono::seconds(2);
 
     bool operator==(const DiscoveryConfig&) const = default;
 };
@@ -205,7 +214,7 @@ struct ServiceConfig {
     LimitsConfig limits;
     HealthConfig health;
     PassiveConfig passive;
-    // Set: more backends come from DNS, and [[service.backend]] becomes optional.
+    // Set: more backends come from DNS or etcd, and [[service.backend]] becomes optional.
     std::optional<DiscoveryConfig> discovery;
     // As configured, or, in the running state of a service with discovery, the configured
     // ones followed by those discovered.

@@ -30,9 +30,4 @@ std::vector<BackendConfig> backends_from_srv(std::vector<SrvTarget> targets,
 std::vector<BackendConfig> backends_from_addresses(const std::vector<std::string>& ips, int port,
                                                    const ServiceConfig& service);
 
-// `service` (as configured) with `discovered` after its own backends; a discovered one
-// whose name a configured one has is left out.
-ServiceConfig with_discovered_backends(const ServiceConfig& service,
-                                       const std::vector<BackendConfig>& discovered);
-
 }  // namespace fulcrum

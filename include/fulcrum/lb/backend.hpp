@@ -46,6 +46,9 @@ struct Backend {
     // down and all_unhealthy = "fail-open" (set on the main loop).
     std::atomic<bool> routable{true};
     std::atomic<bool> drained{false};  // set by the admin endpoint: no new connections
+    // Set from the discovered value ("drain" in etcd) by each pool snapshot built: no new
+    // connections either, apart from the admin's so that neither undoes the other.
+    std::atomic<bool> discovery_drained{false};
     // Set by the admin endpoint ("set weight"): replaces the configured weight until the
     // next reload; 0: none.
     std::atomic<int> weight_override{0};
@@ -77,10 +80,14 @@ struct Backend {
     bool passes_checks() const {
         return check_up.load(std::memory_order_relaxed) && !passive_out();
     }
+    // Drained by the admin endpoint or by its discovered value.
+    bool is_drained() const {
+        return drained.load(std::memory_order_relaxed) ||
+               discovery_drained.load(std::memory_order_relaxed);
+    }
     // It may take a new connection: routable, not out, not drained.
     bool eligible() const {
-        return !drained.load(std::memory_order_relaxed) &&
-               routable.load(std::memory_order_relaxed) && !passive_out();
+        return !is_drained() && routable.load(std::memory_order_relaxed) && !passive_out();
     }
 
     // Takes one of `max_connections` slots (0: no limit); false when all are taken. Exact

@@ -1,6 +1,7 @@
 #pragma once
-// What the DNS discovery of one service has done: resolutions by result, the latest one,
-// and how many backends it found. Written on the main loop, read by the admin endpoint.
+// What the discovery of one service has done: for DNS, resolutions by result and the
+// latest one; for etcd, the watch's state, events and revision; for both, how many
+// backends it found. Written on the main loop, read by the admin endpoint.
 
 #include <array>
 #include <atomic>
@@ -31,6 +32,12 @@ struct DiscoveryStats {
     std::atomic<int> last_result{-1};      // a ResolutionResult; -1 before the first
     std::atomic<double> last_seconds{0};   // Unix time of the latest resolution
     std::atomic<std::size_t> backends{0};  // found in the set in use
+
+    // etcd
+    std::atomic<bool> watch_up{false};             // the watch is established
+    std::atomic<std::uint64_t> events{0};          // puts and deletes seen under the prefix
+    std::atomic<std::uint64_t> invalid_values{0};  // values skipped: not JSON, bad address...
+    std::atomic<std::int64_t> revision{0};         // the store's, as of the latest read
 
     void record(ResolutionResult result, double unix_seconds) {
         resolutions[static_cast<std::size_t>(result)].fetch_add(1, std::memory_order_relaxed);
