@@ -63,6 +63,9 @@ private:
     // When the first resolver error after the last good answer happened; hold counts from
     // then.
     std::optional<std::int64_t> first_error_ms;
+    // After a resolver error the next try comes sooner than `interval`: from min_ttl,
+    // doubling with each error, so that a resolver back after a restart is seen at once.
+    Duration error_retry{0};
 
     static void on_refresh(uv_timer_t* timer) { static_cast<DnsWatch*>(timer->data)->resolve(); }
 
@@ -142,12 +145,16 @@ private:
         if (!is_resolver_error(result)) {
             if (first_error_ms) spdlog::info("{}: resolves again", label());
             first_error_ms.reset();
+            error_retry = Duration::zero();
             if (result == ResolutionResult::ok) {
                 next = std::clamp<Duration>(std::chrono::seconds(ttl), discovery.min_ttl,
                                             discovery.interval);
             }
             replacement = std::move(found);
         } else {
+            error_retry = error_retry.count() == 0 ? discovery.min_ttl
+                                                   : std::min(error_retry * 2, discovery.interval);
+            next = error_retry;
             if (!first_error_ms) {
                 first_error_ms = now_ms;
                 spdlog::warn("{}: resolution failed: {}; keeping its {} backend{} for up to {}",
