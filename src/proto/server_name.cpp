@@ -32,7 +32,8 @@ std::optional<std::string> normalize_server_name(std::string_view name) {
         }
         canonical += c;
     }
-    if (canonical.back() == '-') return std::nullopt;
+    // "a.." loses one dot, not two: its last label is empty.
+    if (label == 0 || canonical.back() == '-') return std::nullopt;
     return canonical;
 }
 
