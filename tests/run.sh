@@ -65,7 +65,7 @@ if (($(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo 28) > 28)); then
 fi
 FULCRUM_TEST_WORKERS=2 \
     TSAN_OPTIONS="halt_on_error=0:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp" \
-    build_and_test build-tsan "${tsan_wrapper[@]}" integration
+    build_and_test build-tsan "${tsan_wrapper[@]}" --suite integration
 
 # The PROXY protocol decoder under libFuzzer (skipped, with a message, without clang).
 ./tests/fuzz.sh 60

@@ -115,8 +115,9 @@ TEST_CASE("a probe reads no body: a huge one costs fulcrum no memory", "[health]
         "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(512 * MiB) + "\r\n\r\n",
         std::string(64 * 1024, 'b'), 512 * MiB);
     ServiceSpec service = service_to({first.port(), huge.server.port()});
-    // b1's first probe comes half an interval after the start, after the baseline.
-    service.health = "interval = \"4s\"\ntimeout = \"1s\"";
+    // b1's first probe comes half an interval after the start, after the baseline: 5 s
+    // leaves room for a slow start (sanitizers, tests running side by side).
+    service.health = "interval = \"10s\"\ntimeout = \"1s\"";
     Fulcrum fulcrum = start_fulcrum({service});
     REQUIRE(huge.server.accepted() == 0);
     require_stopped_in_bounded_memory(fulcrum, [&] { return huge.client_stopped.load(); });
@@ -133,8 +134,9 @@ TEST_CASE("a probe reads a few KiB of headers at most", "[health][fault]") {
     FloodingHealth endless_headers("HTTP/1.1 200 OK\r\n", lines, 64 * MiB);
     ServiceSpec service =
         service_to({first.port(), endless_line.server.port(), endless_headers.server.port()});
-    // b1 and b2 are first probed a third and two thirds of an interval after the start.
-    service.health = "interval = \"4s\"\ntimeout = \"1s\"\nfall = 1";
+    // b1 and b2 are first probed a third and two thirds of an interval after the start
+    // (3.3 s and 6.7 s), after the baseline.
+    service.health = "interval = \"10s\"\ntimeout = \"1s\"\nfall = 1";
     Fulcrum fulcrum = start_fulcrum({service});
     REQUIRE(endless_line.server.accepted() == 0);
     require_stopped_in_bounded_memory(fulcrum, [&] {
