@@ -20,15 +20,36 @@ NotifySocket::NotifySocket()
     REQUIRE(path_.size() < sizeof address.sun_path);
     std::memcpy(address.sun_path, path_.c_str(), path_.size() + 1);
     REQUIRE(::bind(socket_.fd(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    reader_ = std::thread([this] { read_loop(); });
+}
+
+NotifySocket::~NotifySocket() {
+    stopping_ = true;
+    reader_.join();
+}
+
+void NotifySocket::read_loop() {
+    while (!stopping_) {
+        // A short poll, so that the destructor is never kept waiting long.
+        pollfd ready{socket_.fd(), POLLIN, 0};
+        if (::poll(&ready, 1, 50) != 1) continue;
+        char buffer[4096];
+        const ssize_t size = ::recv(socket_.fd(), buffer, sizeof buffer, 0);
+        if (size < 0) continue;
+        const std::lock_guard lock(mutex_);
+        messages_.emplace_back(buffer, static_cast<std::size_t>(size));
+        arrived_.notify_all();
+    }
 }
 
 std::optional<std::string> NotifySocket::next(std::chrono::milliseconds timeout) const {
-    pollfd ready{socket_.fd(), POLLIN, 0};
-    if (::poll(&ready, 1, static_cast<int>(timeout.count())) != 1) return std::nullopt;
-    char buffer[4096];
-    const ssize_t size = ::recv(socket_.fd(), buffer, sizeof buffer, 0);
-    if (size < 0) return std::nullopt;
-    return std::string(buffer, static_cast<std::size_t>(size));
+    std::unique_lock lock(mutex_);
+    if (!arrived_.wait_for(lock, timeout, [this] { return !messages_.empty(); })) {
+        return std::nullopt;
+    }
+    std::string message = std::move(messages_.front());
+    messages_.pop_front();
+    return message;
 }
 
 std::optional<std::string> NotifySocket::wait_for(const std::string& line,

@@ -248,13 +248,6 @@ TEST_CASE(
     "SIGUSR2 under systemd: MAINPID= names the new process, the old one says no more, "
     "and the watchdog pings go on",
     "[upgrade][systemd]") {
-#ifdef FULCRUM_TEST_PRELOAD
-    // Under ThreadSanitizer, in one full run of the suite, the new process never said it
-    // served within 30 s (it passes when run alone); until that is understood it runs in
-    // the other builds only.
-    WARN("skipped under ThreadSanitizer");
-    return;
-#endif
     REQUIRE(::prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
     NamedEcho a("a");
     const ServiceSpec service = service_to({a.port()});
